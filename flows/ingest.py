@@ -1,0 +1,171 @@
+"""Ingest flow: find audio -> hash -> validate and decode (quarantine bad files) -> features.
+
+Writes `tracks.parquet`, `quarantine.csv` and `fingerprint.json` to the work directory and the
+features to its content-addressed store; logs the run to MLflow (experiment "ingest").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import polars as pl
+import torch
+from prefect import flow, get_run_logger, unmapped
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, ConfigDict, Field
+
+from registry.tracking import log_artifact, log_metrics, log_params, set_tags, tracked_run
+from tasks.audio import AudioConfig
+from tasks.discovery import discover_sources
+from tasks.features import FeatureConfig
+from tasks.ingest import (
+    build_track_table,
+    dataset_fingerprint,
+    extract_features,
+    hash_files,
+    validate_audio,
+    write_feature_manifest,
+)
+from tasks.workspace import Workspace
+
+
+class IngestConfig(BaseModel):
+    """Parameters of the ingest flow (rendered as a form in the Prefect dashboard)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data: Path = Field(description="A folder in GTZAN layout, or a manifest (.csv/.parquet).")
+    workdir: Path = Field(Path("workdir"), description="Where tables, stores and reports go.")
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    workers: int = Field(0, ge=0, description="Parallel decoders; 0 = one per CPU core.")
+
+
+class IngestResult(BaseModel):
+    workspace: Workspace
+    run_id: str
+    fingerprint: str
+    feature_key: str
+    n_tracks: int
+    n_ok: int
+    n_quarantined: int
+    validated: int = Field(description="Files decoded in this run (the rest came from the cache).")
+    featurized: int = Field(description="Tracks whose features were computed in this run.")
+
+
+def _progress(logger, label: str, futures: list) -> list:
+    results, step = [], max(1, len(futures) // 10)
+    for i, future in enumerate(futures, start=1):
+        results.append(future.result())
+        if i % step == 0 or i == len(futures):
+            logger.info("%s: %d/%d", label, i, len(futures))
+    return results
+
+
+def _computed(futures: list) -> int:
+    """How many task runs did real work (not served from Prefect's cache)."""
+    return sum(1 for f in futures if f.state.name != "Cached")
+
+
+@flow(
+    name="ingest",
+    flow_run_name="ingest {config.data.name}",
+    log_prints=True,
+    task_runner=ThreadPoolTaskRunner(max_workers=os.cpu_count() or 2),
+)
+def ingest_flow(config: IngestConfig) -> IngestResult:
+    logger = get_run_logger()
+    started = time.perf_counter()
+    workers = config.workers or os.cpu_count() or 1
+    # Tasks run in parallel threads; keep torch from oversubscribing the cores.
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    workspace = Workspace.open(config.workdir)
+
+    sources = discover_sources(config.data)
+    logger.info("found %d audio files in %s", sources.height, config.data)
+    paths = sources["path"].to_list()
+    hashes = hash_files(paths, workers=workers)
+
+    validation = validate_audio.map(paths, hashes, unmapped(config.audio), unmapped(workspace))
+    checks = _progress(logger, "validated", validation)
+    tracks = build_track_table(sources, hashes, checks)
+    ok = tracks.filter(pl.col("status") == "ok")
+
+    unique_ok = ok.unique("sha256", keep="first")["sha256"].to_list()
+    features = extract_features.map(unique_ok, unmapped(config.features), unmapped(workspace))
+    _progress(logger, "features", features)
+    write_feature_manifest(workspace, config.features)
+
+    fingerprint = dataset_fingerprint(tracks)
+    tracks.write_parquet(workspace.tracks_table)
+    quarantined = tracks.filter(pl.col("status") == "quarantined").select(
+        "track_id", "path", "reason"
+    )
+    quarantined.write_csv(workspace.quarantine_report)
+    workspace.fingerprint_file.write_text(
+        json.dumps(
+            {
+                "fingerprint": fingerprint,
+                "feature_key": config.features.key,
+                "features": config.features.model_dump(),
+                "audio": config.audio.model_dump(),
+                "data": str(config.data),
+            },
+            indent=2,
+        )
+    )
+    for row in quarantined.iter_rows(named=True):
+        logger.warning("quarantined %s: %s", row["path"], row["reason"])
+
+    elapsed = time.perf_counter() - started
+    result_counts = {
+        "n_tracks": tracks.height,
+        "n_ok": ok.height,
+        "n_quarantined": quarantined.height,
+    }
+    with tracked_run("ingest", f"ingest {Path(config.data).name}") as run_id:
+        log_params(
+            run_id,
+            {
+                "data": str(config.data),
+                "workdir": str(workspace.root),
+                "feature_key": config.features.key,
+                "features": config.features.model_dump(),
+                "audio": config.audio.model_dump(),
+            },
+        )
+        set_tags(run_id, {"fingerprint": fingerprint, "stage": "ingest"})
+        log_metrics(
+            run_id,
+            {
+                **result_counts,
+                "hours_of_audio": float(ok["duration_s"].sum() or 0.0) / 3600,
+                "seconds_per_clip": elapsed / max(tracks.height, 1),
+                "validated_this_run": _computed(validation),
+                "featurized_this_run": _computed(features),
+            },
+        )
+        log_artifact(run_id, workspace.tracks_table)
+        log_artifact(run_id, workspace.quarantine_report)
+        log_artifact(run_id, workspace.fingerprint_file)
+
+    logger.info(
+        "ingest: %d ok, %d quarantined (%s) in %.1f s; fingerprint %s",
+        ok.height,
+        quarantined.height,
+        workspace.quarantine_report,
+        elapsed,
+        fingerprint,
+    )
+    return IngestResult(
+        workspace=workspace,
+        run_id=run_id,
+        fingerprint=fingerprint,
+        feature_key=config.features.key,
+        validated=_computed(validation),
+        featurized=_computed(features),
+        **result_counts,
+    )

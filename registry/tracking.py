@@ -1,0 +1,152 @@
+"""MLflow tracking: where runs go, how they start and end, and how things are logged to them.
+
+Every function takes an explicit `run_id`. MLflow's "active run" is per thread and Prefect runs
+tasks in worker threads, so relying on it would log to the wrong run or to none.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+_MAX_PARAM_LENGTH = 6000
+
+
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI` when set, else `sqlite:///mlflow.db` in the current directory.
+
+    The default is the same one `mlflow ui` uses when started in the repo root.
+    """
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def client() -> MlflowClient:
+    uri = tracking_uri()
+    if mlflow.get_tracking_uri() != uri:
+        mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(name: str) -> str:
+    c = client()
+    experiment = c.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return c.create_experiment(name)
+    except mlflow.exceptions.MlflowException:
+        # Another thread or process created it between our two calls.
+        return c.get_experiment_by_name(name).experiment_id
+
+
+@contextmanager
+def tracked_run(
+    experiment: str,
+    run_name: str,
+    *,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[str]:
+    """Start a run, yield its id, and end it as FINISHED, or FAILED if the block raises."""
+    all_tags = dict(tags or {})
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    run = client().create_run(experiment_id(experiment), run_name=run_name, tags=all_tags)
+    run_id = run.info.run_id
+    try:
+        yield run_id
+    except BaseException:
+        client().set_terminated(run_id, status="FAILED")
+        raise
+    client().set_terminated(run_id, status="FINISHED")
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested mappings as dotted keys (`model.latent_dim`), values as strings MLflow accepts."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, prefix=f"{name}."))
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            flat[name] = text[:_MAX_PARAM_LENGTH]
+    return flat
+
+
+def log_params(run_id: str, params: Mapping[str, Any]) -> None:
+    items = [Param(k, v) for k, v in flatten(params).items()]
+    for start in range(0, len(items), 100):
+        client().log_batch(run_id, params=items[start : start + 100])
+
+
+def set_tags(run_id: str, tags: Mapping[str, Any]) -> None:
+    client().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def log_metrics(run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None:
+    """Log finite metrics; non-finite values are skipped because MLflow charts cannot show them."""
+    import time
+
+    now = int(time.time() * 1000)
+    items = [
+        Metric(k, float(v), now, step)
+        for k, v in metrics.items()
+        if v is not None and math.isfinite(float(v))
+    ]
+    for start in range(0, len(items), 500):
+        client().log_batch(run_id, metrics=items[start : start + 500])
+
+
+def log_metric_history(run_id: str, name: str, values: list[float]) -> None:
+    """A whole per-epoch history at once (step = epoch index)."""
+    import time
+
+    now = int(time.time() * 1000)
+    items = [Metric(name, float(v), now, i) for i, v in enumerate(values) if math.isfinite(v)]
+    for start in range(0, len(items), 500):
+        client().log_batch(run_id, metrics=items[start : start + 500])
+
+
+def log_artifact(run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+    path = Path(path)
+    if path.is_dir():
+        client().log_artifacts(run_id, str(path), artifact_path)
+    else:
+        client().log_artifact(run_id, str(path), artifact_path)
+
+
+def log_figure(run_id: str, figure: Any, artifact_file: str) -> None:
+    """Log a matplotlib figure (PNG) or a plotly figure (HTML)."""
+    client().log_figure(run_id, figure, artifact_file)
+
+
+def log_dict(run_id: str, data: Mapping[str, Any], artifact_file: str) -> None:
+    client().log_dict(run_id, dict(data), artifact_file)
+
+
+def log_text(run_id: str, text: str, artifact_file: str) -> None:
+    client().log_text(run_id, text, artifact_file)
+
+
+def log_table(run_id: str, table: Any, artifact_file: str) -> None:
+    """Log a polars DataFrame as CSV (or Parquet when `artifact_file` ends with .parquet)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / Path(artifact_file).name
+        if target.suffix == ".parquet":
+            table.write_parquet(target)
+        else:
+            table.write_csv(target)
+        parent = str(Path(artifact_file).parent)
+        client().log_artifact(run_id, str(target), None if parent == "." else parent)

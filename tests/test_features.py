@@ -1,0 +1,75 @@
+"""The torchaudio features agree with librosa's definitions and have the documented shapes."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+
+from tasks.features import FeatureConfig, FeatureExtractor, summary_feature_names
+
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def clip() -> np.ndarray:
+    """8 s of a chord with a 120 BPM click track and some noise."""
+    rng = np.random.default_rng(0)
+    t = np.arange(8 * SR) / SR
+    y = sum(0.2 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6))
+    clicks = np.zeros_like(t)
+    for beat in np.arange(0, 8, 0.5):
+        start = int(beat * SR)
+        clicks[start : start + 400] += np.hanning(400) * rng.standard_normal(400)
+    return (y + 0.5 * clicks + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def features(clip: np.ndarray):
+    config = FeatureConfig()
+    return config, FeatureExtractor(config)(clip)
+
+
+def test_shapes(features) -> None:
+    config, f = features
+    n_crops = f.logmel.shape[0]
+    assert f.logmel.shape == (n_crops, config.n_mels, config.crop_frames)
+    assert f.mfcc.shape == (n_crops, 2 * config.n_mfcc, config.crop_frames)
+    assert f.crop_stats.shape == (n_crops, len(summary_feature_names(config)))
+    assert f.track_stats.shape == (len(summary_feature_names(config)),)
+
+
+@pytest.mark.parametrize(
+    ("name", "reference", "rtol"),
+    [
+        ("mfcc1_mean", lambda y: librosa.feature.mfcc(y=y, sr=SR, n_mfcc=20)[1].mean(), 0.01),
+        ("centroid_mean", lambda y: librosa.feature.spectral_centroid(y=y, sr=SR).mean(), 0.01),
+        ("rolloff_mean", lambda y: librosa.feature.spectral_rolloff(y=y, sr=SR).mean(), 0.02),
+        ("zcr_mean", lambda y: librosa.feature.zero_crossing_rate(y).mean(), 0.01),
+        ("rms_mean", lambda y: librosa.feature.rms(y=y).mean(), 0.01),
+        ("chroma4_mean", lambda y: librosa.feature.chroma_stft(y=y, sr=SR)[4].mean(), 0.05),
+        ("contrast2_mean", lambda y: librosa.feature.spectral_contrast(y=y, sr=SR)[2].mean(), 0.05),
+    ],
+)
+def test_descriptor_matches_librosa(features, clip, name, reference, rtol) -> None:
+    config, f = features
+    value = f.track_stats[summary_feature_names(config).index(name)]
+    assert value == pytest.approx(reference(clip), rel=rtol)
+
+
+def test_tempo_of_click_track(features) -> None:
+    _, f = features
+    assert f.track_stats[-1] == pytest.approx(120, rel=0.05)
+
+
+def test_short_clip_gives_one_full_crop() -> None:
+    config = FeatureConfig(crop_frames=64)
+    f = FeatureExtractor(config)(
+        np.random.default_rng(1).standard_normal(SR).astype(np.float32) * 0.1
+    )
+    assert f.logmel.shape == (1, config.n_mels, 64)
+
+
+def test_feature_key_changes_with_settings_not_device() -> None:
+    assert FeatureConfig().key == FeatureConfig(device="cpu").key
+    assert FeatureConfig().key != FeatureConfig(n_mels=64).key
