@@ -80,10 +80,104 @@ def ingest(
     )
 
 
+@app.command()
+def lyrics(
+    data: Annotated[Path, typer.Argument(help="A GTZAN-layout folder or a manifest.")],
+    lyrics: Annotated[
+        Path | None,
+        typer.Option(
+            help="Lyrics folder (.txt/.lrc) or table (.csv/.parquet); default DATA/lyrics/."
+        ),
+    ] = None,
+    workdir: WorkdirOption = Path("workdir"),
+    model: Annotated[
+        str, typer.Option(help="XLM-RoBERTa name or local path.")
+    ] = "xlm-roberta-base",
+) -> None:
+    """Pair lyrics with tracks, tag languages and scripts, romanize and embed them."""
+    from flows.lyrics import LyricsConfig, lyrics_flow
+    from tasks.lyrics.embedding import EncoderSettings
+
+    try:
+        result = lyrics_flow(
+            LyricsConfig(
+                data=data, workdir=workdir, lyrics=lyrics, encoder=EncoderSettings(model=model)
+            )
+        )
+    except _user_errors() as error:
+        _fail(str(error))
+    typer.echo(
+        f"{result.n_with_lyrics}/{result.n_tracks} tracks with lyrics, "
+        f"{result.n_unpaired} lyrics files unpaired ({result.unpaired_lyrics}); "
+        f"encoder {result.encoder_id}; table {result.lyrics_table}"
+    )
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, object]:
+    """`key=value` pairs; values are read as JSON when they parse (numbers, lists, true/false)."""
+    import json
+
+    overrides: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            _fail(f"--set takes key=value, got {pair!r}")
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides
+
+
+@app.command()
+def train(
+    model: Annotated[
+        str, typer.Argument(help="ae, mlp_vae, conv_vae, beta_vae, cvae, vade, multimodal_vae")
+    ],
+    data: Annotated[Path, typer.Argument(help="A GTZAN-layout folder or a manifest.")],
+    workdir: WorkdirOption = Path("workdir"),
+    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 40,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    condition: Annotated[str, typer.Option(help="CVAE condition: language or genre.")] = "language",
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Model or trainer setting "
+            "key=value (repeatable), e.g. --set beta=4 "
+            "--set learning_rate=0.0005.",
+        ),
+    ] = None,
+) -> None:
+    """Train one model of the zoo (runs the cached ingest, and lyrics when needed, first)."""
+    from flows.train import TrainFlowConfig, train_flow
+    from tasks.training import TrainConfig
+
+    overrides = _parse_overrides(set_ or [])
+    train_keys = set(TrainConfig.model_fields)
+    trainer = {k: overrides.pop(k) for k in list(overrides) if k in train_keys}
+    try:
+        config = TrainFlowConfig(
+            model=model,
+            data=data,
+            workdir=workdir,
+            overrides=overrides,
+            condition=condition,
+            train=TrainConfig(**({"epochs": epochs, "seed": seed} | trainer)),
+        )
+        output = train_flow(config)
+    except _user_errors() as error:
+        _fail(str(error))
+    typer.echo(f"MLflow run {output.run_id}; latents in {output.latents}")
+    for name, value in sorted(output.final_metrics.items()):
+        typer.echo(f"  {name:28s} {value:.4g}")
+
+
 def main() -> None:
     # The temporary Prefect server migrates its SQLite database on first start; on a busy 2-core
     # machine that takes longer than Prefect's default 20 s.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # machines are offline
     if home := os.environ.get("PREFECT_HOME"):
         Path(home).expanduser().mkdir(parents=True, exist_ok=True)  # Prefect makes only the leaf
     try:

@@ -41,14 +41,14 @@ def log_torch_model(
     name: str = "model",
     extra_files: list[str | Path] | None = None,
 ) -> str:
-    """Log a torch module with `mlflow.pytorch` and a signature; return its `runs:/` URI.
+    """Log a torch module with `mlflow.pytorch` and a signature; return its model URI.
 
     `extra_files` travel with the model (for example the fitted clustering as JSON), so a
     registered version holds everything `predict` needs.
     """
     signature = infer_signature(input_example, output_example)
     with _in_run(run_id):
-        mlflow.pytorch.log_model(
+        info = mlflow.pytorch.log_model(
             model,
             name=name,
             signature=signature,
@@ -56,7 +56,7 @@ def log_torch_model(
             pip_requirements=_MODEL_REQUIREMENTS,
             extra_files=[str(p) for p in extra_files or []] or None,
         )
-    return f"runs:/{run_id}/{name}"
+    return info.model_uri
 
 
 def register_model(model_uri: str, registered_name: str) -> str:

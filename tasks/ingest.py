@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 from prefect import task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from tasks.audio import AudioConfig, AudioRejected, decode_audio, sha256_of
+from tasks.caching import cached_on
 from tasks.features import FeatureConfig, TrackFeatures, extractor_for, summary_feature_names
 from tasks.workspace import Workspace
 
-CACHED = INPUTS + TASK_SOURCE
+CACHED = cached_on("tasks.audio", "tasks.features")
 
 TRACK_SCHEMA = {
     "track_id": pl.String,

@@ -1,0 +1,46 @@
+"""The multilingual lyrics stage: read, pair with tracks, identify languages, embed.
+
+Modules, in the order the flow uses them:
+
+- `sources`   - .txt/.lrc folders and CSV/Parquet tables -> `LyricsDocument`s;
+- `pairing`   - documents -> tracks (manifest, track id, file stem, cross-script fuzzy);
+- `normalize` - NFC, whitespace/punctuation, section tags;
+- `language`  - script per word, language per line (incl. romanized Bangla/Hindi), track mix;
+- `romanize`  - readable Latin forms and phonetic keys (indic-transliteration, anyascii);
+- `table`     - writes lyrics.parquet and unpaired_lyrics.csv;
+- `embedding` - XLM-R (or the offline char n-gram encoder) -> lyrics_embeddings.parquet.
+
+Consumers of the stage's output only need `read_lyrics_embeddings`.
+"""
+
+from tasks.lyrics.embedding import (
+    EncoderSettings,
+    ResolvedEncoder,
+    lyrics_embeddings_path,
+    read_lyrics_embeddings,
+    resolve_encoder,
+)
+from tasks.lyrics.language import identify_line, summarize_track
+from tasks.lyrics.pairing import PAIR_METHODS, PairingSettings, pair_lyrics
+from tasks.lyrics.romanize import phonetic_key, romanize
+from tasks.lyrics.sources import LyricsSourceError, discover_lyrics_sources
+from tasks.lyrics.table import LYRICS_SCHEMA, build_lyrics_table
+
+__all__ = [
+    "LYRICS_SCHEMA",
+    "PAIR_METHODS",
+    "EncoderSettings",
+    "LyricsSourceError",
+    "PairingSettings",
+    "ResolvedEncoder",
+    "build_lyrics_table",
+    "discover_lyrics_sources",
+    "identify_line",
+    "lyrics_embeddings_path",
+    "pair_lyrics",
+    "phonetic_key",
+    "read_lyrics_embeddings",
+    "resolve_encoder",
+    "romanize",
+    "summarize_track",
+]

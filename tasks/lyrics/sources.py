@@ -1,0 +1,413 @@
+"""Where lyrics come from: folders of .txt/.lrc files and tables (CSV/Parquet) of text.
+
+A lyrics source is read into `LyricsDocument`s: the raw lines (LRC time tags removed and kept
+as per-line times) plus whatever identifies the track: an explicit `track_id` (table column),
+`title`/`artist` (table columns or LRC `[ti:]`/`[ar:]` tags) and the file name stem.
+
+Without an explicit `--lyrics` path, `discover_lyrics_sources` looks in the data folder for a
+`lyrics/` folder and for lyrics columns (`lyrics`, `lyrics_text`, `lyrics_path`) in
+`metadata.csv`/`manifest.csv` (or their .parquet), and takes the `lyrics_path` the ingest
+copied into `tracks.parquet`. An explicit path replaces all of that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+LYRICS_FILE_SUFFIXES = (".txt", ".lrc")
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+TEXT_COLUMNS = ("lyrics", "lyrics_text", "text")
+PATH_COLUMNS = ("lyrics_path", "lyrics_file")
+MANIFEST_NAMES = ("metadata.csv", "metadata.parquet", "manifest.csv", "manifest.parquet")
+
+
+class LyricsSourceError(ValueError):
+    """A lyrics source cannot be read; the message names the path and what to do."""
+
+
+@dataclass(frozen=True)
+class LyricsDocument:
+    """The lyrics of one song as found in a source, before pairing and normalization.
+
+    `source` identifies it in reports and in `lyrics.parquet`: the absolute file path, or
+    `<table path>#row=<n>` (0-based) for text held in a table cell. `line_times_s` has one entry
+    per line: the LRC time in seconds, or None (plain text).
+    """
+
+    source: str
+    lines: tuple[str, ...]
+    line_times_s: tuple[float | None, ...]
+    stem: str | None = None
+    track_id: str | None = None
+    title: str | None = None
+    artist: str | None = None
+    tags: dict[str, str] = field(default_factory=dict, compare=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Text and LRC parsing
+# ---------------------------------------------------------------------------------------------
+
+_TIME_TAG = re.compile(r"\[(\d{1,3}):(\d{1,2}(?:[.:]\d{1,3})?)\]")
+_ID_TAG = re.compile(r"^\[([A-Za-z#]+):(.*)\]$")
+_WORD_TIME = re.compile(r"<\d{1,3}:\d{1,2}(?:[.:]\d{1,3})?>")
+
+
+def _seconds(minutes: str, seconds: str) -> float:
+    return int(minutes) * 60 + float(seconds.replace(":", "."))
+
+
+def parse_lyrics_text(text: str) -> tuple[list[str], list[float | None], dict[str, str]]:
+    """Lines, per-line times and LRC id tags of a lyrics text (plain or LRC, detected).
+
+    LRC: `[mm:ss.xx]` tags are stripped and kept as the line's time in seconds (a line with
+    several tags is repeated at each time, as players show it), lines come back in time order,
+    `[offset:+/-ms]` is applied, id tags (`[ar:]`, `[ti:]`, `[al:]`...) are returned in a dict
+    with lower-case keys, and enhanced word tags `<mm:ss.xx>` are removed. Plain text: lines as
+    they are, times None. Time-less lines inside an LRC keep their position with time None.
+    """
+    raw_lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    is_lrc = any(_TIME_TAG.match(line.strip()) for line in raw_lines)
+    if not is_lrc:
+        return raw_lines, [None] * len(raw_lines), {}
+
+    tags: dict[str, str] = {}
+    timed: list[tuple[float, int, str]] = []
+    untimed: list[tuple[int, str]] = []
+    for position, raw in enumerate(raw_lines):
+        line = raw.strip()
+        id_tag = _ID_TAG.match(line)
+        if id_tag and not _TIME_TAG.match(line):
+            tags[id_tag.group(1).lower()] = id_tag.group(2).strip()
+            continue
+        times = []
+        while match := _TIME_TAG.match(line):
+            times.append(_seconds(match.group(1), match.group(2)))
+            line = line[match.end() :].lstrip()
+        line = _WORD_TIME.sub("", line).strip()
+        if not times:
+            if line:  # blank lines carry nothing in an LRC
+                untimed.append((position, line))
+            continue
+        timed.extend((t, position, line) for t in times)
+
+    offset_s = 0.0
+    if "offset" in tags:
+        try:
+            offset_s = int(tags["offset"].replace("+", "")) / 1000
+        except ValueError:
+            offset_s = 0.0
+    timed.sort()
+    lines = [line for _, _, line in timed] + [line for _, line in untimed]
+    times: list[float | None] = [max(0.0, t - offset_s) for t, _, _ in timed]
+    times += [None] * len(untimed)
+    return lines, times, tags
+
+
+def read_text_file(path: Path) -> str:
+    """A lyrics file as text: UTF-8 (BOM allowed), UTF-16 with BOM, else UTF-8 with
+    undecodable bytes replaced (a stray byte must not lose a whole song)."""
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace")
+
+
+def split_artist_title(stem: str) -> tuple[str | None, str]:
+    """("Artist", "Title") from a file stem "Artist - Title" (else (None, stem))."""
+    for separator in (" - ", " – ", " — ", "_-_"):
+        if separator in stem:
+            artist, title = stem.split(separator, 1)
+            return artist.replace("_", " ").strip() or None, title.replace("_", " ").strip()
+    return None, stem.replace("_", " ").strip()
+
+
+def read_lyrics_file(path: str | Path) -> LyricsDocument:
+    """One .txt or .lrc file as a document (title/artist from LRC tags when present)."""
+    path = Path(path).expanduser().resolve()
+    try:
+        text = read_text_file(path)
+    except OSError as error:
+        raise LyricsSourceError(f"cannot read lyrics file {path}: {error.strerror}") from error
+    lines, times, tags = parse_lyrics_text(text)
+    return LyricsDocument(
+        source=str(path),
+        lines=tuple(lines),
+        line_times_s=tuple(times),
+        stem=path.stem,
+        title=tags.get("ti") or None,
+        artist=tags.get("ar") or None,
+        tags=tags,
+    )
+
+
+def lyrics_files_in(folder: str | Path) -> list[Path]:
+    """Every .txt/.lrc file under `folder` (recursive, hidden files skipped), sorted."""
+    folder = Path(folder).expanduser().resolve()
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path.suffix.lower() in LYRICS_FILE_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+
+
+def read_lyrics_folder(folder: str | Path) -> list[LyricsDocument]:
+    """Documents of every lyrics file under `folder`."""
+    return [read_lyrics_file(path) for path in lyrics_files_in(folder)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+
+
+def read_table(path: str | Path) -> pl.DataFrame:
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pl.read_csv(path, infer_schema_length=0)  # every column as text
+        if suffix in {".parquet", ".pq"}:
+            return pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise LyricsSourceError(f"cannot read lyrics table {path}: {error}") from error
+    raise LyricsSourceError(f"unsupported lyrics table {path.name}: use .csv or .parquet")
+
+
+def table_lyrics_columns(columns: list[str]) -> tuple[str | None, str | None]:
+    """(text column, path column) of a table, None for each it lacks."""
+    lowered = {c.lower(): c for c in columns}
+    text = next((lowered[c] for c in TEXT_COLUMNS if c in lowered), None)
+    path = next((lowered[c] for c in PATH_COLUMNS if c in lowered), None)
+    return text, path
+
+
+def _cell(row: dict, name: str) -> str | None:
+    value = row.get(name)
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def read_lyrics_table(path: str | Path) -> list[LyricsDocument]:
+    """Documents from a table with a text column (`lyrics`, `lyrics_text` or `text`) and/or a
+    path column (`lyrics_path`, `lyrics_file`; relative paths are relative to the table).
+
+    Optional `track_id`, `title`, `artist` columns identify the track. Rows with neither text
+    nor path are skipped; a row with a path whose file is missing is skipped too (it cannot
+    be paired with anything; the manifest's owner sees it in the count).
+
+    Raises:
+        LyricsSourceError: the table cannot be read or has no text or path column.
+    """
+    path = Path(path).expanduser().resolve()
+    table = read_table(path)
+    text_column, path_column = table_lyrics_columns(table.columns)
+    if text_column is None and path_column is None:
+        raise LyricsSourceError(
+            f"lyrics table {path} has no lyrics column: add one of "
+            f"{', '.join(TEXT_COLUMNS + PATH_COLUMNS)} (columns: {', '.join(table.columns)})"
+        )
+    lowered = {c.lower(): c for c in table.columns}
+    documents = []
+    for index, row in enumerate(table.iter_rows(named=True)):
+        track_id = _cell(row, lowered.get("track_id", ""))
+        title = _cell(row, lowered.get("title", ""))
+        artist = _cell(row, lowered.get("artist", ""))
+        text = _cell(row, text_column) if text_column else None
+        if text is not None:
+            lines, times, tags = parse_lyrics_text(text)
+            documents.append(
+                LyricsDocument(
+                    source=f"{path}#row={index}",
+                    lines=tuple(lines),
+                    line_times_s=tuple(times),
+                    track_id=track_id,
+                    title=title or tags.get("ti") or None,
+                    artist=artist or tags.get("ar") or None,
+                    tags=tags,
+                )
+            )
+            continue
+        file_value = _cell(row, path_column) if path_column else None
+        if file_value is None:
+            continue
+        file_path = Path(file_value).expanduser()
+        file_path = file_path if file_path.is_absolute() else path.parent / file_path
+        if not file_path.is_file():
+            continue
+        document = read_lyrics_file(file_path)
+        documents.append(
+            LyricsDocument(
+                source=document.source,
+                lines=document.lines,
+                line_times_s=document.line_times_s,
+                stem=document.stem,
+                track_id=track_id,
+                title=title or document.title,
+                artist=artist or document.artist,
+                tags=document.tags,
+            )
+        )
+    return documents
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery
+# ---------------------------------------------------------------------------------------------
+
+
+class LyricsSources(BaseModel):
+    """The lyrics inputs of one run: folders, tables and single files, plus a fingerprint of
+    their content (sha256 over names and bytes) that changes whenever any of them changes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    folders: tuple[Path, ...] = ()
+    tables: tuple[Path, ...] = ()
+    files: tuple[Path, ...] = ()
+    fingerprint: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.folders or self.tables or self.files)
+
+    def describe(self) -> str:
+        parts = [f"folder {p}" for p in self.folders] + [f"table {p}" for p in self.tables]
+        if self.files:
+            parts.append(f"{len(self.files)} files named by the manifest")
+        return ", ".join(parts) or "none"
+
+
+def _fingerprint(folders: list[Path], tables: list[Path], files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    every = [f for folder in folders for f in lyrics_files_in(folder)] + tables + files
+    for path in sorted(set(every)):
+        digest.update(str(path).encode())
+        digest.update(b"\0")
+        try:
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        except OSError:
+            digest.update(b"unreadable")
+    return digest.hexdigest()
+
+
+def _manifest_lyrics_files(tracks_table: Path, data: Path) -> list[Path]:
+    """Existing files named in the `lyrics_path` column of the ingested tracks."""
+    if not tracks_table.exists():
+        return []
+    tracks = pl.read_parquet(tracks_table)
+    if "lyrics_path" not in tracks.columns:
+        return []
+    base = data if data.is_dir() else data.parent
+    found = []
+    for value in tracks["lyrics_path"].drop_nulls().unique().sort().to_list():
+        path = resolve_lyrics_path(value, base)
+        if path is not None:
+            found.append(path)
+    return found
+
+
+def resolve_lyrics_path(value: str | None, base: Path) -> Path | None:
+    """A manifest's lyrics path as an existing absolute file (relative to `base`), or None."""
+    if not value or not str(value).strip():
+        return None
+    path = Path(str(value).strip()).expanduser()
+    path = path if path.is_absolute() else base / path
+    path = path.resolve()
+    return path if path.is_file() else None
+
+
+def discover_lyrics_sources(
+    data: str | Path, lyrics: str | Path | None, tracks_table: str | Path
+) -> LyricsSources:
+    """Find the lyrics inputs of a run (rules in the module docstring).
+
+    `lyrics`, when given, is a folder of .txt/.lrc files, a .csv/.parquet table, or a single
+    .txt/.lrc file. Returns `LyricsSources` (possibly empty: a collection without lyrics is
+    allowed; every track then has `has_lyrics` False).
+
+    Raises:
+        LyricsSourceError: `lyrics` is given but missing or of an unsupported kind, or a given
+            table has no lyrics column.
+    """
+    data = Path(data).expanduser().resolve()
+    folders: list[Path] = []
+    tables: list[Path] = []
+    files: list[Path] = []
+    if lyrics is not None:
+        lyrics = Path(lyrics).expanduser().resolve()
+        if lyrics.is_dir():
+            folders.append(lyrics)
+        elif lyrics.is_file() and lyrics.suffix.lower() in TABLE_SUFFIXES:
+            text_column, path_column = table_lyrics_columns(read_table(lyrics).columns)
+            if text_column is None and path_column is None:
+                raise LyricsSourceError(
+                    f"--lyrics {lyrics}: the table has no lyrics column; add one of "
+                    f"{', '.join(TEXT_COLUMNS + PATH_COLUMNS)}"
+                )
+            tables.append(lyrics)
+        elif lyrics.is_file() and lyrics.suffix.lower() in LYRICS_FILE_SUFFIXES:
+            files.append(lyrics)
+        elif not lyrics.exists():
+            raise LyricsSourceError(f"--lyrics {lyrics}: no such file or folder")
+        else:
+            raise LyricsSourceError(
+                f"--lyrics {lyrics}: give a folder of .txt/.lrc files, a .csv/.parquet table "
+                "or one .txt/.lrc file"
+            )
+    else:
+        root = data if data.is_dir() else data.parent
+        if (root / "lyrics").is_dir():
+            folders.append(root / "lyrics")
+        candidates = [root / name for name in MANIFEST_NAMES]
+        if data.is_file() and data.suffix.lower() in TABLE_SUFFIXES:
+            candidates.insert(0, data)
+        for candidate in candidates:
+            if candidate.is_file() and candidate not in tables:
+                text_column, path_column = table_lyrics_columns(read_table(candidate).columns)
+                if text_column is not None or path_column is not None:
+                    tables.append(candidate)
+        in_folders = {p for folder in folders for p in lyrics_files_in(folder)}
+        files = [p for p in _manifest_lyrics_files(Path(tracks_table), data) if p not in in_folders]
+    return LyricsSources(
+        folders=tuple(folders),
+        tables=tuple(tables),
+        files=tuple(files),
+        fingerprint=_fingerprint(folders, tables, files),
+    )
+
+
+def read_lyrics_sources(sources: LyricsSources) -> list[LyricsDocument]:
+    """Every document of `sources`; a file reached twice (folder and table) is read once."""
+    documents: list[LyricsDocument] = []
+    seen: set[str] = set()
+    for table in sources.tables:
+        for document in read_lyrics_table(table):
+            # Table rows carry ids; they come first so a file they name keeps its id.
+            if document.source not in seen:
+                seen.add(document.source)
+                documents.append(document)
+    for folder in sources.folders:
+        for document in read_lyrics_folder(folder):
+            if document.source not in seen:
+                seen.add(document.source)
+                documents.append(document)
+    for path in sources.files:
+        document = read_lyrics_file(path)
+        if document.source not in seen:
+            seen.add(document.source)
+            documents.append(document)
+    return documents

@@ -1,0 +1,195 @@
+"""The lyrics table of a work directory: sources -> pairing -> normalization -> languages.
+
+`build_lyrics_table` writes `lyrics.parquet` (one row per ok track, `LYRICS_SCHEMA`) and
+`unpaired_lyrics.csv` (every lyrics document no track got, with the reason and the best
+candidates). Tracks without lyrics are rows like the others: `has_lyrics` False, language null.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+
+from tasks.lyrics.language import summarize_track
+from tasks.lyrics.normalize import normalize_lines
+from tasks.lyrics.pairing import PAIR_METHODS, PairingSettings, pair_lyrics
+from tasks.lyrics.romanize import romanize
+from tasks.lyrics.sources import LyricsDocument, LyricsSources, read_lyrics_sources
+from tasks.workspace import Workspace
+
+LYRICS_SCHEMA = {
+    "track_id": pl.String,
+    "lyrics_path": pl.String,
+    "pair_method": pl.String,
+    "pair_score": pl.Float64,
+    "text": pl.String,
+    "text_romanized": pl.String,
+    "line_languages": pl.List(pl.String),
+    "line_times_s": pl.List(pl.Float64),
+    "language": pl.String,
+    "script": pl.String,
+    "romanized": pl.Boolean,
+    "language_mix": pl.String,
+    "code_mixed": pl.Boolean,
+    "has_lyrics": pl.Boolean,
+    "text_sha256": pl.String,
+}
+"""Columns of lyrics.parquet. `text` holds the normalized lines joined by newlines (null when
+no lyrics file was paired, "" when the paired file has no lyric line); `text_romanized` the
+same lines romanized; `line_languages`/`line_times_s` one entry per line (LRC time in seconds
+or null); `language` the dominant ISO 639-1 code; `script` the dominant ISO 15924 script;
+`language_mix` a JSON object language -> share of words; `pair_score` 0-100."""
+
+CACHED = INPUTS + TASK_SOURCE
+
+
+def lyrics_code_digest() -> str:
+    """Digest of this package's source files. Passed to the cached tasks so that a change in
+    any helper they call (not only in the task function, which TASK_SOURCE covers) re-runs
+    them instead of serving results computed by the old code."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _row_for(
+    track_id: str, document: LyricsDocument | None, method: str | None, score: float | None
+) -> dict[str, Any]:
+    if document is None:
+        return {
+            "track_id": track_id,
+            "lyrics_path": None,
+            "pair_method": None,
+            "pair_score": None,
+            "text": None,
+            "text_romanized": None,
+            "line_languages": [],
+            "line_times_s": [],
+            "language": None,
+            "script": None,
+            "romanized": False,
+            "language_mix": "{}",
+            "code_mixed": False,
+            "has_lyrics": False,
+            "text_sha256": None,
+        }
+    lines, positions = normalize_lines(list(document.lines))
+    times = [document.line_times_s[p] for p in positions]
+    summary = summarize_track(lines)
+    text = "\n".join(lines)
+    return {
+        "track_id": track_id,
+        "lyrics_path": document.source,
+        "pair_method": method,
+        "pair_score": score,
+        "text": text,
+        "text_romanized": "\n".join(romanize(line) for line in lines),
+        "line_languages": summary.line_languages,
+        "line_times_s": times,
+        "language": summary.language,
+        "script": summary.script,
+        "romanized": summary.romanized,
+        "language_mix": json.dumps(summary.language_mix, ensure_ascii=False),
+        "code_mixed": summary.code_mixed,
+        "has_lyrics": bool(lines),
+        "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
+
+
+def build_lyrics_table(
+    workspace: Workspace,
+    tracks_sha256: str,
+    sources: LyricsSources,
+    pairing: PairingSettings,
+    data_root: Path,
+    code_version: str = "",
+) -> dict[str, Any]:
+    """Pair the lyrics of `sources` with the ok tracks of `workspace` and write the tables.
+
+    `tracks_sha256` (of tracks.parquet), `sources.fingerprint` and `code_version`
+    (`lyrics_code_digest()`) only key Prefect's cache.
+    `data_root` resolves relative manifest `lyrics_path`s.
+
+    Returns a small summary: paths (`lyrics_table`, `unpaired_lyrics`), `lyrics_sha256`,
+    `n_tracks`, `n_with_lyrics`, `pair_counts` by method, `n_unpaired`, `unpaired_reasons`,
+    `languages` (tracks per dominant language, "none" for tracks without lyrics).
+
+    Raises:
+        FileNotFoundError: the work dir has no tracks.parquet (run the ingest first).
+    """
+    del tracks_sha256, code_version  # cache keys only
+    if not workspace.tracks_table.exists():
+        raise FileNotFoundError(
+            f"no tracks table in {workspace.root}: run `python -m flows ingest DATA` first"
+        )
+    tracks = pl.read_parquet(workspace.tracks_table)
+    documents = read_lyrics_sources(sources)
+    result = pair_lyrics(documents, tracks, pairing, data_root=Path(data_root))
+
+    rows = []
+    for track_id in tracks.filter(pl.col("status") == "ok")["track_id"].to_list():
+        pair = result.pairs.get(track_id)
+        if pair is None:
+            rows.append(_row_for(track_id, None, None, None))
+        else:
+            rows.append(_row_for(track_id, documents[pair.document_index], pair.method, pair.score))
+    table = pl.DataFrame(rows, schema=LYRICS_SCHEMA)
+    tmp = workspace.lyrics_table.with_suffix(".tmp.parquet")
+    table.write_parquet(tmp)
+    tmp.replace(workspace.lyrics_table)
+    unpaired = result.unpaired_table(documents)
+    unpaired.write_csv(workspace.unpaired_lyrics)
+
+    with_lyrics = table.filter(pl.col("has_lyrics"))
+    languages = Counter(with_lyrics["language"].fill_null("und").to_list())
+    languages["none"] = table.height - with_lyrics.height
+    return {
+        "lyrics_table": str(workspace.lyrics_table),
+        "unpaired_lyrics": str(workspace.unpaired_lyrics),
+        "lyrics_sha256": file_sha256(workspace.lyrics_table),
+        "n_documents": len(documents),
+        "n_tracks": table.height,
+        "n_with_lyrics": with_lyrics.height,
+        "n_romanized": int(with_lyrics["romanized"].sum()),
+        "n_code_mixed": int(with_lyrics["code_mixed"].sum()),
+        "pair_counts": result.method_counts(),
+        "n_unpaired": unpaired.height,
+        "unpaired_reasons": dict(Counter(unpaired["reason"].to_list())),
+        "languages": dict(languages.most_common()),
+    }
+
+
+lyrics_table_task = task(
+    build_lyrics_table,
+    name="lyrics table",
+    cache_policy=CACHED,
+    persist_result=True,
+)
+"""`build_lyrics_table` as a cached Prefect task (inputs: work dir with its store id, tracks
+hash, sources with their content fingerprint, pairing settings, code digest)."""
+
+__all__ = [
+    "LYRICS_SCHEMA",
+    "PAIR_METHODS",
+    "build_lyrics_table",
+    "file_sha256",
+    "lyrics_code_digest",
+    "lyrics_table_task",
+]
