@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.base import RepresentationModel
 from tasks.training_data import CropBatches
 
-EpochCallback = Callable[[int, dict[str, float]], None]
+# Called after every training epoch with (epoch, metrics of the epoch, the model); may raise to stop
+# (Optuna pruning raises TrialPruned).
+EpochCallback = Callable[[int, dict[str, float], RepresentationModel], None]
 
 
 class TrainConfig(BaseModel):
@@ -193,7 +195,7 @@ def _run_epochs(
         for name, value in record.items():
             outcome.history.setdefault(name, []).append(float(value))
         if on_epoch is not None and phase != "pretrain":
-            on_epoch(epoch, record)
+            on_epoch(epoch, record, model)
 
         if scheduler is not None:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
