@@ -81,6 +81,48 @@ def ingest(
 
 
 @app.command()
+def run(
+    data: Annotated[
+        Path | None, typer.Argument(help="Your collection; omit for the built-in demo set.")
+    ] = None,
+    workdir: WorkdirOption = Path("workdir"),
+    profile: Annotated[str, typer.Option(help="quick (minutes on a CPU) or full.")] = "quick",
+    demo_tracks: Annotated[int, typer.Option(help="Size of the generated demo set.")] = 120,
+) -> None:
+    """The full pipeline: ingest, lyrics, every model, evaluation, report and champion."""
+    from flows.pipeline import PipelineConfig, pipeline_flow
+
+    try:
+        config = PipelineConfig(
+            data=data, workdir=workdir, profile=profile, demo_tracks=demo_tracks
+        )
+        pipeline_flow(config)
+    except _user_errors() as error:
+        _fail(str(error))
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Argument(help="The collection (ingested if the work dir is new).")],
+    workdir: WorkdirOption = Path("workdir"),
+    seeds: Annotated[int, typer.Option(help="Clustering seeds per configuration.")] = 3,
+    n_clusters: Annotated[
+        int | None, typer.Option(help="Clusters (default: number of genres).")
+    ] = None,
+) -> None:
+    """Cluster every representation in the work dir, write the comparison report and plots."""
+    from flows.evaluate import EvaluateConfig, evaluate_flow
+
+    try:
+        result = evaluate_flow(
+            EvaluateConfig(data=data, workdir=workdir, seeds=seeds, n_clusters=n_clusters)
+        )
+    except _user_errors() as error:
+        _fail(str(error))
+    typer.echo(result.summary)
+
+
+@app.command()
 def lyrics(
     data: Annotated[Path, typer.Argument(help="A GTZAN-layout folder or a manifest.")],
     lyrics: Annotated[

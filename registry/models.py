@@ -54,6 +54,9 @@ def log_torch_model(
             signature=signature,
             input_example=input_example,
             pip_requirements=_MODEL_REQUIREMENTS,
+            # torch.export (MLflow's "pt2" default) cannot trace data-dependent checks such as
+            # the CVAE's condition range; the pickle format stores any module.
+            serialization_format="pickle",
             extra_files=[str(p) for p in extra_files or []] or None,
         )
     return info.model_uri

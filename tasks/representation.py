@@ -65,6 +65,11 @@ class ModelSpec(BaseModel):
         "language", description="CVAE condition; 'genre' uses labels and marks the run so."
     )
     features_label: str = Field("", description="Variant shown in reports (e.g. 'beta=4').")
+    audio_only: bool = Field(
+        False,
+        description="Multimodal model trained with every track's lyrics masked out: the "
+        "audio-only control of the same architecture.",
+    )
 
     @property
     def uses_labels(self) -> bool:
@@ -139,7 +144,7 @@ def _side_information(
 
         embeddings, has_lyrics, _ = read_lyrics_embeddings(workspace, track_ids)
         side.lyrics = embeddings.astype(np.float32)
-        side.lyrics_mask = has_lyrics.astype(bool)
+        side.lyrics_mask = has_lyrics.astype(bool) & (not spec.audio_only)
     return side, vocabulary
 
 
@@ -282,6 +287,11 @@ def train_and_encode(
             "lyrics_dim": lyrics_dim,
             "feature_key": feature_key,
             "input_kind": model_cls.input_kind,
+            "method": spec.model,
+            "features": spec.features_label or "default",
+            "uses_labels": spec.uses_labels,
+            "run_id": run_id,
+            "fingerprint": fingerprint,
         }
         (out / "model.json").write_text(json.dumps(description, indent=2))
 
@@ -373,3 +383,18 @@ def train_representation(
         parent_run_id=parent_run_id,
         register=register,
     )
+
+
+def load_trained_model(model_dir: Path) -> tuple[RepresentationModel, dict[str, Any]]:
+    """Rebuild a trained model from its folder (model.json + weights-only model.pt), on the CPU."""
+    description = json.loads((model_dir / "model.json").read_text())
+    model = build_model(
+        description["model"],
+        input_shape=tuple(description["input_shape"]),
+        overrides=description["config"],
+        n_conditions=len(description["condition_classes"]),
+        lyrics_dim=description["lyrics_dim"],
+    )
+    state = torch.load(model_dir / "model.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.eval(), description
