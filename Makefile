@@ -6,12 +6,17 @@ STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 DATA ?=
 WORKDIR ?= workdir
 PROFILE ?= quick
+HOST ?= 127.0.0.1
+PREFECT_PORT ?= 4200
+MLFLOW_PORT ?= 5000
 
 # Project state (Prefect's SQLite database and results) lives in the repo, not in ~.
 export PREFECT_HOME ?= $(CURDIR)/.state/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PYTHONPATH := $(CURDIR)
+# `python` in MLproject commands and Prefect workers is the project's venv.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install run test lint bench serve clean
 
@@ -39,7 +44,7 @@ bench: install
 	$(BIN)/python bench/train.py
 
 serve: install
-	$(BIN)/python -m flows serve
+	$(BIN)/python -m flows serve --host $(HOST) --prefect-port $(PREFECT_PORT) --mlflow-port $(MLFLOW_PORT)
 
 clean:
 	rm -rf $(WORKDIR) .state mlflow.db mlartifacts mlruns

@@ -57,6 +57,11 @@ def ingest(
     workers: Annotated[int, typer.Option(help="Parallel decoders (0 = one per core).")] = 0,
     n_mels: Annotated[int, typer.Option(help="Mel bands.")] = 128,
     min_duration: Annotated[float, typer.Option(help="Shortest usable clip (s).")] = 1.0,
+    task_runner: Annotated[str, typer.Option(help="Where tasks run: threads or dask.")] = "threads",
+    dask_address: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler, e.g. tcp://host:8786 (default: a local cluster)."),
+    ] = None,
 ) -> None:
     """Validate audio (quarantining bad files) and compute cached features."""
     from flows.ingest import IngestConfig, ingest_flow
@@ -71,7 +76,14 @@ def ingest(
             audio=AudioConfig(min_duration_s=min_duration),
             features=FeatureConfig(n_mels=n_mels),
         )
-        result = ingest_flow(config)
+        flow = ingest_flow
+        if task_runner != "threads" or dask_address:
+            from tasks.runners import task_runner as build_task_runner
+
+            flow = ingest_flow.with_options(
+                task_runner=build_task_runner(task_runner, workers=workers, address=dask_address)
+            )
+        result = flow(config)
     except _user_errors() as error:
         _fail(str(error))
     typer.echo(
@@ -213,6 +225,24 @@ def train(
     typer.echo(f"MLflow run {output.run_id}; latents in {output.latents}")
     for name, value in sorted(output.final_metrics.items()):
         typer.echo(f"  {name:28s} {value:.4g}")
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on; the default keeps it on this machine.")
+    ] = "127.0.0.1",
+    prefect_port: Annotated[int, typer.Option(help="Prefect server and dashboard port.")] = 4200,
+    mlflow_port: Annotated[int, typer.Option(help="MLflow UI port.")] = 5000,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Prefect's home and the service logs (default: .state in the repo)."),
+    ] = None,
+) -> None:
+    """Run the Prefect server, a worker, the deployments and the MLflow UI until Ctrl-C."""
+    from flows.serve import serve as run_service
+
+    raise typer.Exit(code=run_service(host, prefect_port, mlflow_port, state_dir))
 
 
 def main() -> None:

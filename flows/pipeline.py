@@ -40,6 +40,9 @@ class PipelineConfig(BaseModel):
     n_clusters: int | None = Field(None, ge=2, description="Empty = number of genres.")
     demo_duration_s: float = Field(30.0, gt=0, description="Clip length of the demo set (s).")
     features: FeatureConfig = Field(default_factory=FeatureConfig)
+    maps: list[Literal["umap", "tsne"]] = Field(
+        default_factory=lambda: ["umap", "tsne"], description="2-D maps drawn per method."
+    )
     max_epochs: int | None = Field(
         None, ge=1, description="Cap on every model's epochs (smoke tests, quick looks)."
     )
@@ -71,6 +74,10 @@ def model_specs(profile: Profile, max_epochs: int | None = None) -> list[ModelSp
                 for beta in BETAS
             ],
             ModelSpec(model="cvae", train=train, features_label="condition=language"),
+            # Conditioned on the genre labels: reported, never ranked with unsupervised rows.
+            ModelSpec(
+                model="cvae", train=train, condition="genre", features_label="condition=genre"
+            ),
             ModelSpec(model="vade", train=train),
             *[
                 ModelSpec(
@@ -147,6 +154,7 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
                 workdir=workdir,
                 seeds=config.evaluation_seeds,
                 n_clusters=config.n_clusters,
+                maps=config.maps,
                 parent_run_id=run_id,
             )
         )
