@@ -115,7 +115,10 @@ def run(
 
 @app.command()
 def evaluate(
-    data: Annotated[Path, typer.Argument(help="The collection (ingested if the work dir is new).")],
+    data: Annotated[
+        Path | None,
+        typer.Argument(help="The collection (needed only if the work dir was never ingested)."),
+    ] = None,
     workdir: WorkdirOption = Path("workdir"),
     seeds: Annotated[int, typer.Option(help="Clustering seeds per configuration.")] = 3,
     n_clusters: Annotated[

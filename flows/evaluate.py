@@ -68,7 +68,9 @@ class EvaluateConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    data: Path = Field(description="The collection (used to ingest it when the work dir is new).")
+    data: Path | None = Field(
+        None, description="The collection; needed only when the work dir was never ingested."
+    )
     workdir: Path = Field(Path("workdir"), description="Work directory.")
     algorithms: list[Algorithm] = Field(default_factory=lambda: list(ALGORITHMS))
     n_clusters: int | None = Field(
@@ -220,6 +222,11 @@ def evaluate_flow(config: EvaluateConfig) -> EvaluateResult:
     if not workspace.tracks_table.exists():
         from flows.ingest import IngestConfig, ingest_flow
 
+        if config.data is None:
+            raise ValueError(
+                f"{workspace.root} holds no ingested collection: give `data` (a folder or a "
+                "manifest) or run the ingest first"
+            )
         ingest_flow(IngestConfig(data=config.data, workdir=config.workdir))
     fingerprint_info = json.loads(workspace.fingerprint_file.read_text())
     fingerprint, feature_key = fingerprint_info["fingerprint"], fingerprint_info["feature_key"]
