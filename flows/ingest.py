@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from registry.tracking import log_artifact, log_metrics, log_params, set_tags, tracked_run
 from tasks.audio import AudioConfig
-from tasks.discovery import discover_sources
+from tasks.discovery import CollectionPath, discover_sources
 from tasks.features import FeatureConfig
 from tasks.ingest import (
     build_track_table,
@@ -37,7 +37,9 @@ class IngestConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    data: Path = Field(description="A folder in GTZAN layout, or a manifest (.csv/.parquet).")
+    data: CollectionPath = Field(
+        description="A folder in GTZAN layout, or a manifest (.csv/.parquet)."
+    )
     workdir: Path = Field(Path("workdir"), description="Where tables, stores and reports go.")
     audio: AudioConfig = Field(default_factory=AudioConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)

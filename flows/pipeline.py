@@ -18,6 +18,7 @@ from flows.ingest import IngestConfig, ingest_flow
 from flows.lyrics import LyricsConfig, lyrics_flow
 from registry.tracking import log_params, set_tags, tracked_run
 from tasks.caching import cached_on
+from tasks.discovery import CollectionPath
 from tasks.features import FeatureConfig
 from tasks.representation import ModelSpec, train_representation
 from tasks.training import TrainConfig
@@ -32,7 +33,9 @@ class PipelineConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    data: Path | None = Field(None, description="Your collection; empty = the built-in demo set.")
+    data: CollectionPath | None = Field(
+        None, description="Your collection; empty = the built-in demo set."
+    )
     workdir: Path = Field(Path("workdir"), description="Work directory.")
     profile: Profile = Field("quick", description="quick (minutes on a CPU) or full (paper).")
     demo_tracks: int = Field(120, ge=8, description="Size of the generated demo set.")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows.ingest import IngestConfig, ingest_flow
 from models.zoo import model_class
+from tasks.discovery import CollectionPath
 from tasks.features import FeatureConfig
 from tasks.representation import ModelSpec, TrainOutput, train_representation
 from tasks.training import TrainConfig
@@ -23,7 +24,7 @@ class TrainFlowConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: ModelName = Field(description="Which model of the zoo to train.")
-    data: Path = Field(description="A GTZAN-layout folder or a manifest (.csv/.parquet).")
+    data: CollectionPath = Field(description="A GTZAN-layout folder or a manifest (.csv/.parquet).")
     workdir: Path = Field(Path("workdir"), description="Work directory.")
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="Model config overrides, e.g. {'beta': 4}."

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import polars as pl
+from pydantic import AfterValidator
 
 from tasks.audio import AUDIO_EXTENSIONS
 
@@ -19,6 +21,16 @@ METADATA_FILES = ("metadata.csv", "metadata.parquet")
 
 class DataSourceError(ValueError):
     """The data argument cannot be read as a collection; the message says why and what to do."""
+
+
+def _existing_collection(path: Path) -> Path:
+    if not path.expanduser().exists():
+        raise ValueError(f"data not found: {path} (give a folder of audio or a manifest file)")
+    return path
+
+
+# A config field holding a collection: checked when the config is built, before any flow starts.
+CollectionPath = Annotated[Path, AfterValidator(_existing_collection)]
 
 
 def discover_sources(data: str | Path) -> pl.DataFrame:
