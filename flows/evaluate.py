@@ -34,7 +34,9 @@ from tasks.evaluation import (
     plot_representation,
     read_labels,
 )
+from tasks.metrics import EXTERNAL_METRICS, INTERNAL_METRICS
 from tasks.report import (
+    LANGUAGE_METRICS,
     MODEL_METHODS,
     build_comparison_table,
     console_summary,
@@ -46,18 +48,11 @@ from tasks.representation import load_trained_model, read_latents
 from tasks.workspace import Workspace
 
 Algorithm = Literal["kmeans", "agglomerative", "dbscan", "gmm"]
+# Logged under the same names in every child run, so `mlflow ui` charts them side by side.
 METRIC_COLUMNS = (
-    "silhouette",
-    "calinski_harabasz",
-    "davies_bouldin",
-    "ari",
-    "nmi",
-    "purity",
-    "accuracy",
-    "ari_language",
-    "nmi_language",
-    "purity_language",
-    "accuracy_language",
+    *INTERNAL_METRICS,
+    *EXTERNAL_METRICS,
+    *LANGUAGE_METRICS,
     "n_clusters",
     "noise_fraction",
 )
