@@ -231,6 +231,54 @@ def train(
 
 
 @app.command()
+def predict(
+    data: Annotated[
+        Path, typer.Argument(help="An audio file, a folder of audio or a manifest (.csv).")
+    ],
+    workdir: WorkdirOption = Path("workdir"),
+    model: Annotated[
+        str, typer.Option(help="NAME@ALIAS, or a models:/ or runs:/ MLflow URI.")
+    ] = "vaemusic@champion",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Predictions CSV (default: WORKDIR/predict/predictions.csv)."),
+    ] = None,
+    lyrics: Annotated[
+        Path | None,
+        typer.Option(help="Lyrics of the new tracks: folder (.txt/.lrc), table or one file."),
+    ] = None,
+    lyrics_model: Annotated[
+        str, typer.Option(help="Lyrics encoder (must be the one the champion was trained with).")
+    ] = "xlm-roberta-base",
+    nearest: Annotated[int, typer.Option(help="Nearest collection tracks listed per track.")] = 5,
+) -> None:
+    """Assign new tracks to the champion's clusters and list their nearest collection tracks."""
+    from flows.predict import PredictConfig, predict_flow
+    from tasks.lyrics.embedding import EncoderSettings
+
+    try:
+        result = predict_flow(
+            PredictConfig(
+                data=data,
+                workdir=workdir,
+                model=model,
+                out=out,
+                lyrics=lyrics,
+                lyrics_encoder=EncoderSettings(model=lyrics_model),
+                n_nearest=nearest,
+            )
+        )
+    except _user_errors() as error:
+        _fail(str(error))
+    typer.echo(result.table)
+    typer.echo(
+        f"{result.n_assigned}/{result.n_tracks} tracks assigned, {result.n_quarantined} "
+        f"quarantined; model {result.model_uri} (version {result.model_version or '-'}); "
+        f"predictions in {result.predictions}"
+    )
+
+
+@app.command()
 def serve(
     host: Annotated[
         str, typer.Option(help="Interface to listen on; the default keeps it on this machine.")

@@ -142,7 +142,9 @@ def _side_information(
     if model_cls.uses_lyrics:
         from tasks.lyrics.embedding import read_lyrics_embeddings
 
-        embeddings, has_lyrics, _ = read_lyrics_embeddings(workspace, track_ids)
+        embeddings, has_lyrics, side.lyrics_encoder_id = read_lyrics_embeddings(
+            workspace, track_ids
+        )
         side.lyrics = embeddings.astype(np.float32)
         side.lyrics_mask = has_lyrics.astype(bool) & (not spec.audio_only)
     return side, vocabulary
@@ -285,6 +287,7 @@ def train_and_encode(
             "condition_classes": vocabulary,
             "default_condition": most_common,
             "lyrics_dim": lyrics_dim,
+            "lyrics_encoder_id": side.lyrics_encoder_id,
             "feature_key": feature_key,
             "input_kind": model_cls.input_kind,
             "method": spec.model,

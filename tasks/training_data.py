@@ -125,6 +125,7 @@ class TrackSideInformation:
     condition: np.ndarray | None = None
     lyrics: np.ndarray | None = None
     lyrics_mask: np.ndarray | None = None
+    lyrics_encoder_id: str | None = None
 
 
 class CropBatches:
