@@ -26,11 +26,13 @@ def _fail(message: str) -> None:
 
 def _user_errors():
     """Errors a user can cause, shown as one line instead of a traceback."""
+    from mlflow.exceptions import MlflowException
     from pydantic import ValidationError
 
     from tasks.discovery import DataSourceError
 
-    return (DataSourceError, ValidationError, FileNotFoundError, ValueError)
+    # MlflowException: a model URI or alias that does not exist in the tracking store.
+    return (DataSourceError, ValidationError, FileNotFoundError, ValueError, MlflowException)
 
 
 @app.command("demo-data")
