@@ -44,11 +44,6 @@ LOOPBACK = "127.0.0.1"
 STOP_GRACE_S = 15.0
 WORKER_STOP_GRACE_S = 25.0
 
-# Runs the Prefect CLI with `fix_prefect_filter_requests()` applied (see there).
-_PREFECT_CLI = (
-    "import sys; from flows.serve import run_prefect_cli; sys.exit(run_prefect_cli(sys.argv[1:]))"
-)
-
 
 class ServeError(RuntimeError):
     """A service could not be started; the message says which one, why, and where its log is."""
@@ -156,52 +151,6 @@ def deployment_names(prefect_file: Path) -> list[str]:
 
 
 # --- Prefect client compatibility ---------------------------------------------------------------
-
-
-def _drop_null_filter_fields(url: Any, body: Any) -> Any:
-    last = str(url).rstrip("/").rsplit("/", 1)[-1]
-    if isinstance(body, dict) and last in {"filter", "count", "paginate"}:
-        return {key: value for key, value in body.items() if value is not None}
-    return body
-
-
-def fix_prefect_filter_requests() -> None:
-    """Stop Prefect's client from sending `null` for optional fields of `/filter` requests.
-
-    The pinned Prefect (3.8.8) sends e.g. `{"limit": null, "sort": null}` to `.../filter`
-    endpoints, and the pinned FastAPI (0.154) validates an explicit `null` instead of treating it
-    as "not given" as older FastAPI did, so the server answers 422. That breaks `prefect deploy`
-    (after the first deployment), `prefect deployment ls` and `PrefectClient.read_flow_runs()`
-    called without a limit. Leaving the fields out means exactly what `null` meant before.
-    Idempotent; affects only this process.
-    """
-    from prefect.client.base import PrefectHttpxAsyncClient, PrefectHttpxSyncClient
-
-    for cls in (PrefectHttpxAsyncClient, PrefectHttpxSyncClient):
-        if getattr(cls, "_drops_null_filter_fields", False):
-            continue
-        original = cls.build_request
-
-        def build_request(self, method, url, *args, _original=original, **kwargs):
-            if "json" in kwargs:
-                kwargs["json"] = _drop_null_filter_fields(url, kwargs["json"])
-            return _original(self, method, url, *args, **kwargs)
-
-        cls.build_request = build_request
-        cls._drops_null_filter_fields = True
-
-
-def run_prefect_cli(args: Sequence[str]) -> int:
-    """Run the Prefect CLI (`prefect ARGS...`) in this process with the client fix applied."""
-    fix_prefect_filter_requests()
-    from prefect.cli import app
-
-    sys.argv = ["prefect", *args]
-    try:
-        app()
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    return 0
 
 
 # --- process supervision ------------------------------------------------------------------------
@@ -482,7 +431,7 @@ def apply_deployments(
     prefect_file = prefect_file or repo_root / "prefect.yaml"
     names = deployment_names(prefect_file)
     env = {**env, "COLUMNS": "240"}  # wide enough that Prefect's messages are not wrapped
-    deploy = [sys.executable, "-c", _PREFECT_CLI, "--no-prompt", "deploy"]
+    deploy = [sys.executable, "-m", "prefect", "--no-prompt", "deploy"]
     where = ["--prefect-file", str(prefect_file)]
     code, output = supervisor.run(
         "deploy", [*deploy, "--all", *where], env=env, cwd=repo_root, timeout_s=timeout_s
