@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.zoo import model_class
 from registry.champion import CHAMPION_MODEL, champion_objective, promote
 from registry.tracking import (
     log_artifact,
@@ -32,6 +33,7 @@ from tasks.evaluation import (
     evaluate_representation,
     file_sha,
     plot_representation,
+    pool_rows,
     read_labels,
 )
 from tasks.metrics import EXTERNAL_METRICS, INTERNAL_METRICS
@@ -114,6 +116,7 @@ def trained_representations(workspace: Workspace) -> list[Representation]:
                 uses_labels=description["uses_labels"],
                 run_id=description.get("run_id"),
                 model_dir=description_path.parent,
+                standardize=not model_class(description["model"]).latent_units_comparable,
             )
         )
     return found
@@ -157,7 +160,13 @@ def _champion_files(
     folder = workspace.root / "champion"
     folder.mkdir(parents=True, exist_ok=True)
     latents = read_latents(best.latents)
-    fitted = cluster(latents.mu, algorithm=algorithm, n_clusters=n_clusters, seed=0)
+    fitted = cluster(
+        latents.mu,
+        algorithm=algorithm,
+        n_clusters=n_clusters,
+        seed=0,
+        standardize_input=best.standardize,
+    )
     (folder / "clustering.json").write_text(fitted_to_json(fitted.fitted))
     index = {t: i for i, t in enumerate(labels.track_ids)}
     pl.DataFrame(
@@ -246,8 +255,9 @@ def evaluate_flow(config: EvaluateConfig) -> EvaluateResult:
         unmapped(n_clusters),
         unmapped(config.seeds),
     )
+    per_representation = row_groups.result()
     table = rank(
-        build_comparison_table([row for group in row_groups.result() for row in group]),
+        build_comparison_table(pool_rows(per_representation)),
         by=config.ranking_metric,
     )
     ranking_metric = config.ranking_metric or default_ranking_metric(table)
@@ -302,6 +312,7 @@ def evaluate_flow(config: EvaluateConfig) -> EvaluateResult:
                 run_id,
                 workspace,
                 representations,
+                per_representation,
                 best,
                 ranking_metric,
                 n_clusters,
@@ -335,6 +346,7 @@ def _maybe_promote(
     run_id: str,
     workspace: Workspace,
     representations: list[Representation],
+    per_representation: list[list[dict]],
     best: dict,
     metric: str,
     n_clusters: int | None,
@@ -354,9 +366,27 @@ def _maybe_promote(
         if not better:
             logger.info("champion kept: %s=%.4f is not better than %.4f", metric, value, current[1])
             return None
-    rep = next(
-        r for r in representations if r.method == best["method"] and r.features == best["features"]
-    )
+
+    # The row pools every training seed; the model that ships is the seed that scored best.
+    def seed_score(index: int) -> float:
+        values = [
+            row[metric]
+            for row in per_representation[index]
+            if row["algorithm"] == best["algorithm"] and np.isfinite(row.get(metric, np.nan))
+        ]
+        mean = float(np.mean(values)) if values else -np.inf
+        return mean if higher else -mean
+
+    rep = representations[
+        max(
+            (
+                i
+                for i, r in enumerate(representations)
+                if r.method == best["method"] and r.features == best["features"]
+            ),
+            key=seed_score,
+        )
+    ]
     files = _champion_files(workspace, rep, best["algorithm"], n_clusters, labels)
     from models.serving import LatentEncoder
     from tasks.training_data import gather_crops

@@ -10,12 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import polars as pl
 from prefect import flow, get_run_logger, task
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.evaluate import EvaluateConfig, EvaluateResult, evaluate_flow
 from flows.ingest import IngestConfig, ingest_flow
 from flows.lyrics import LyricsConfig, lyrics_flow
+from models.zoo import model_class
 from registry.tracking import log_params, set_tags, tracked_run
 from tasks.caching import cached_on
 from tasks.discovery import CollectionPath
@@ -51,7 +53,9 @@ class PipelineConfig(BaseModel):
     )
 
 
-def model_specs(profile: Profile, max_epochs: int | None = None) -> list[ModelSpec]:
+def model_specs(
+    profile: Profile, max_epochs: int | None = None, n_clusters: int | None = None
+) -> list[ModelSpec]:
     """Every method of the comparison with the training settings of the profile."""
     quick = profile == "quick"
     seeds = (0,) if quick else (0, 1, 2)
@@ -81,7 +85,12 @@ def model_specs(profile: Profile, max_epochs: int | None = None) -> list[ModelSp
             ModelSpec(
                 model="cvae", train=train, condition="genre", features_label="condition=genre"
             ),
-            ModelSpec(model="vade", train=train),
+            # VaDE's mixture gets as many components as clusters are asked of every method.
+            ModelSpec(
+                model="vade",
+                train=train,
+                overrides={"n_components": n_clusters} if n_clusters else {},
+            ),
             *[
                 ModelSpec(
                     model="multimodal_vae",
@@ -124,9 +133,24 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
         workdir / "demo-data", config.demo_tracks, config.demo_duration_s
     )
     ingested = ingest_flow(IngestConfig(data=data, workdir=workdir, features=config.features))
-    lyrics_flow(LyricsConfig(data=data, workdir=workdir))
+    lyrics = lyrics_flow(LyricsConfig(data=data, workdir=workdir))
 
-    specs = model_specs(config.profile, config.max_epochs)
+    n_genres = (
+        pl.read_parquet(ingested.workspace.tracks_table)
+        .filter(pl.col("status") == "ok")["genre"]
+        .drop_nulls()
+        .n_unique()
+    )
+    specs = model_specs(
+        config.profile,
+        config.max_epochs,
+        config.n_clusters or (n_genres if n_genres >= 2 else None),
+    )
+    if lyrics.n_with_lyrics == 0:
+        # An instrumental collection: the lyrics models have nothing to fuse (and cannot be built
+        # when the lyrics encoder never saw text, lyrics_dim = 0); the audio models still run.
+        logger.info("no track has lyrics: skipping the models that use them")
+        specs = [spec for spec in specs if not model_class(spec.model).uses_lyrics]
     with tracked_run(
         "pipeline",
         f"pipeline {config.profile} {Path(data).name}",

@@ -31,6 +31,7 @@ class Autoencoder(RepresentationModel):
     input_kind: ClassVar[Literal["vector", "spectrogram"]] = "vector"
     config_class: ClassVar[type[AutoencoderConfig]] = AutoencoderConfig
     stochastic_latent: ClassVar[bool] = False
+    latent_units_comparable: ClassVar[bool] = False  # no prior: arbitrary scales
 
     def __init__(
         self,

@@ -71,6 +71,13 @@ class RepresentationModel(nn.Module):
     config_class: ClassVar[type[ModelConfig]]
     # False for the deterministic autoencoder: z = mu and no KL term.
     stochastic_latent: ClassVar[bool] = True
+    # Cluster the latent means as they are (True) or standardise every dimension first (False).
+    # With a fixed N(0, I) prior the KL term puts every latent dimension on one scale, and the
+    # spread of a dimension's posterior means measures how much information it carries (a unit
+    # that encodes little has means near 0 and posterior variance near 1). Standardising would
+    # stretch those weak units to the same weight as the informative ones. Models without that
+    # prior (plain autoencoder, learnt mixture prior) have arbitrary per-dimension scales.
+    latent_units_comparable: ClassVar[bool] = True
     uses_condition: ClassVar[bool] = False
     uses_lyrics: ClassVar[bool] = False
 

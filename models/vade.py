@@ -63,6 +63,8 @@ class VaDE(RepresentationModel):
     name: ClassVar[str] = "vade"
     input_kind: ClassVar[Literal["vector", "spectrogram"]] = "vector"
     config_class: ClassVar[type[VaDEConfig]] = VaDEConfig
+    # The learnt mixture prior has its own per-dimension variances: scales are not comparable.
+    latent_units_comparable: ClassVar[bool] = False
 
     prior_initialized: Tensor
 

@@ -10,10 +10,13 @@ Four algorithms are offered, all on standardised inputs:
 - ``gmm``: Gaussian mixture (EM, ``n_init >= 3`` seeded restarts); the covariance type follows
   :func:`choose_covariance_type`.
 
-Why standardise: latent dimensions of a VAE live on very different scales (collapsed dimensions
-have near-zero variance, active ones several units), and baseline features mix units (dB, Hz,
-counts). Every algorithm here is Euclidean, so without standardisation the widest dimension
-alone would decide the clusters. Each dimension is centred and divided by its standard deviation
+Why standardise (the default): baseline features mix units (dB, Hz, counts) and an autoencoder's
+latent dimensions have arbitrary scales. Every algorithm here is Euclidean, so without
+standardisation the widest dimension alone would decide the clusters. Latent means of a VAE with
+a fixed N(0, I) prior are the exception: the prior already puts the dimensions on one scale and a
+dimension's spread says how informative it is, so callers pass ``standardize_input=False`` there
+(see ``RepresentationModel.latent_units_comparable``); the same holds for PCA scores, whose
+variances rank the components. Each dimension is centred and divided by its standard deviation
 (constant dimensions are only centred). The scaler is part of the fitted state, so new points
 are assigned in the same space.
 

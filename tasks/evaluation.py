@@ -36,6 +36,12 @@ class Representation(BaseModel):
     uses_labels: bool = False
     run_id: str | None = Field(None, description="MLflow run that produced the representation.")
     model_dir: Path | None = None
+    standardize: bool = Field(
+        True,
+        description="Standardise every dimension before clustering. False for spaces whose "
+        "units are already comparable and whose per-dimension spread carries information: "
+        "latent means of N(0, I)-prior VAEs and PCA scores (see tasks.clustering).",
+    )
 
     @property
     def name(self) -> str:
@@ -117,6 +123,8 @@ def baseline_representations(
     n_components = max(1, min(pca_components, stats_array.shape[0] - 1, stats_array.shape[1]))
     spaces = {
         "handcrafted": (stats_array, f"{len(names)} standardised descriptors"),
+        # Not whitened: the variance of a component ranks it; equalising it would give the
+        # noisiest components the weight of the first one.
         "pca": (
             PCA(n_components=n_components, random_state=0).fit_transform(stats_array),
             f"PCA({n_components}) of descriptors",
@@ -135,7 +143,13 @@ def baseline_representations(
             path,
         )
         out.append(
-            Representation(method=method, features=label, latents=path, latents_sha=file_sha(path))
+            Representation(
+                method=method,
+                features=label,
+                latents=path,
+                latents_sha=file_sha(path),
+                standardize=method != "pca",
+            )
         )
     return out
 
@@ -162,9 +176,11 @@ def _labels_for(latents: TrackLatents, labels: Labels) -> tuple[list[str | None]
     return genre, language
 
 
-def _scores(x: np.ndarray, predicted: np.ndarray, genre: list, language: list) -> dict[str, Any]:
+def _scores(
+    x: np.ndarray, predicted: np.ndarray, genre: list, language: list, *, standardize: bool = True
+) -> dict[str, Any]:
     row: dict[str, Any] = {}
-    row.update(internal_metrics(x, predicted))
+    row.update(internal_metrics(x, predicted, standardize_input=standardize))
     if any(g is not None for g in genre):
         row.update(external_metrics(genre, predicted))
     if any(v is not None for v in language):
@@ -184,9 +200,10 @@ def evaluate_representation(
     n_clusters: int | None,
     seeds: int,
 ) -> list[dict[str, Any]]:
-    """Aggregated metrics (mean/std over seeds) of each algorithm on one representation.
+    """Metrics of each algorithm and clustering seed on one representation (one row each).
 
-    Rows follow `tasks.report.build_comparison_table`. VaDE also gets a row for its own mixture
+    Rows are pooled across training seeds by `pool_rows` into the rows of
+    `tasks.report.build_comparison_table`. VaDE also gets a row for its own mixture
     assignment (algorithm 'mixture'). An algorithm that fails on this space (for example DBSCAN
     finding a single cluster) still gets a row, with the reason in `note`.
     """
@@ -203,11 +220,19 @@ def evaluate_representation(
         per_seed = []
         for seed in range(seeds):
             try:
-                result = cluster(x, algorithm=algorithm, n_clusters=n_clusters, seed=seed)
+                result = cluster(
+                    x,
+                    algorithm=algorithm,
+                    n_clusters=n_clusters,
+                    seed=seed,
+                    standardize_input=representation.standardize,
+                )
             except ClusteringError as error:
                 per_seed.append({"seed": seed, "note": str(error)})
                 continue
-            scores = _scores(x, result.labels, genre, language)
+            scores = _scores(
+                x, result.labels, genre, language, standardize=representation.standardize
+            )
             per_seed.append(
                 {
                     "seed": seed,
@@ -218,26 +243,33 @@ def evaluate_representation(
             )
             if algorithm == "dbscan":
                 break  # deterministic: more seeds would only repeat the same row
-        rows.append({**identity, "algorithm": algorithm, **aggregate_over_seeds(per_seed)})
+        rows.extend({**identity, "algorithm": algorithm, **row} for row in per_seed)
     if latents.mixture_cluster is not None:
-        scores = _scores(x, latents.mixture_cluster, genre, language)
+        scores = _scores(
+            x, latents.mixture_cluster, genre, language, standardize=representation.standardize
+        )
         rows.append(
             {
                 **identity,
                 "algorithm": "mixture",
-                **aggregate_over_seeds(
-                    [
-                        {
-                            "seed": 0,
-                            "n_clusters": len(set(latents.mixture_cluster.tolist())),
-                            "noise_fraction": 0.0,
-                            **scores,
-                        }
-                    ]
-                ),
+                "seed": 0,
+                "n_clusters": len(set(latents.mixture_cluster.tolist())),
+                "noise_fraction": 0.0,
+                **scores,
             }
         )
     return rows
+
+
+def pool_rows(row_groups: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One aggregated row per (method, features, algorithm, uses_labels) over every training
+    seed and clustering seed, so no method is shown by its luckiest training run."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for group in row_groups:
+        for row in group:
+            key = (row["method"], row["features"], row["algorithm"], row["uses_labels"])
+            groups.setdefault(key, []).append(row)
+    return [aggregate_over_seeds(rows) for rows in groups.values()]
 
 
 @task(
@@ -259,7 +291,13 @@ def plot_representation(
 
     latents = read_latents(representation.latents)
     genre, language = _labels_for(latents, labels)
-    clusters = cluster(latents.mu, algorithm="kmeans", n_clusters=n_clusters, seed=0).labels
+    clusters = cluster(
+        latents.mu,
+        algorithm="kmeans",
+        n_clusters=n_clusters,
+        seed=0,
+        standardize_input=representation.standardize,
+    ).labels
     folder = out_dir / representation.slug
     folder.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
