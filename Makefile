@@ -15,6 +15,7 @@ export PREFECT_HOME ?= $(CURDIR)/.state/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PYTHONPATH := $(CURDIR)
+export OMP_WAIT_POLICY ?= PASSIVE
 # `python` in MLproject commands and Prefect workers is the project's venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 

@@ -303,6 +303,8 @@ def main() -> None:
     # machine that takes longer than Prefect's default 20 s.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # machines are offline
+    # torch's OpenMP threads otherwise spin-wait, which starves the other core's work.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if home := os.environ.get("PREFECT_HOME"):
         Path(home).expanduser().mkdir(parents=True, exist_ok=True)  # Prefect makes only the leaf
     try:

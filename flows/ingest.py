@@ -83,7 +83,15 @@ def ingest_flow(config: IngestConfig) -> IngestResult:
     started = time.perf_counter()
     workers = config.workers or os.cpu_count() or 1
     # Tasks run in parallel threads; keep torch from oversubscribing the cores.
+    previous_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    try:
+        return _ingest(config, workers, started, logger)
+    finally:
+        torch.set_num_threads(previous_threads)  # later stages in this process get all cores
+
+
+def _ingest(config: IngestConfig, workers: int, started: float, logger) -> IngestResult:
     workspace = Workspace.open(config.workdir)
 
     sources = discover_sources(config.data)

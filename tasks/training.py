@@ -154,7 +154,7 @@ def _run_epochs(
             loss = losses["loss"]
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
-                    f"{model.name}: the training loss became {float(loss)} at epoch {epoch + 1}, "
+                    f"{model.name}: the training loss became {loss.item()} at epoch {epoch + 1}, "
                     f"batch {step + 1} ({phase}). Try a lower learning rate (now "
                     f"{config.learning_rate:g}), a smaller beta, or check the input features."
                 )
@@ -192,6 +192,11 @@ def _run_epochs(
                 val = _mean_losses(model, validation, 1.0, use_amp)
             record.update({f"{loss_name}val_{k}": v for k, v in val.items()})
             monitored = val["loss"]
+            if not math.isfinite(monitored):
+                raise NonFiniteLossError(
+                    f"{model.name}: the validation loss became {monitored} at epoch {epoch + 1} "
+                    f"({phase}); check the input features of the validation tracks."
+                )
         for name, value in record.items():
             outcome.history.setdefault(name, []).append(float(value))
         if on_epoch is not None and phase != "pretrain":
