@@ -157,7 +157,7 @@ def train_one(
         torch.set_num_threads(threads)
 
     from models.zoo import build_model, model_class
-    from tasks.representation import ModelSpec, _side_information
+    from tasks.representation import ModelSpec, side_information
     from tasks.training import TrainConfig, seed_everything, train_model
     from tasks.training_data import (
         CropBatches,
@@ -193,7 +193,7 @@ def train_one(
         tracks["sha256"].to_list(),
         model_cls.input_kind,
     )
-    side, vocabulary = _side_information(model_cls, spec, workspace, tracks)
+    side, vocabulary = side_information(model_cls, spec, workspace, tracks)
     seed_everything(seed)
     device = torch.device("cpu")
     train_tracks, val_tracks = split_tracks(tracks.height, config.validation_fraction, seed)

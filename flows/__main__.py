@@ -233,6 +233,79 @@ def train(
 
 
 @app.command()
+def tune(
+    model: Annotated[
+        str, typer.Argument(help="ae, mlp_vae, conv_vae, beta_vae, cvae, vade, multimodal_vae")
+    ],
+    data: Annotated[Path, typer.Argument(help="A GTZAN-layout folder or a manifest.")],
+    workdir: WorkdirOption = Path("workdir"),
+    trials: Annotated[
+        int,
+        typer.Option(
+            help="Run until the study holds this many finished (complete + pruned) trials; "
+            "re-running resumes and tops up."
+        ),
+    ] = 20,
+    objective: Annotated[
+        str,
+        typer.Option(
+            help="silhouette (unsupervised), or nmi / ari against genre labels (marks the study "
+            "uses_labels=true)."
+        ),
+    ] = "silhouette",
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Start no new trial after S seconds.")
+    ] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Optuna storage URL; default sqlite:///WORKDIR/optuna.db.")
+    ] = None,
+    study_name: Annotated[
+        str | None, typer.Option(help="Default: MODEL-<data fingerprint>.")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs per trial.")] = 15,
+    jobs: Annotated[int, typer.Option(help="Trials in parallel (threads).")] = 1,
+    pruner: Annotated[str, typer.Option(help="median, hyperband or none.")] = "median",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Search hyperparameters with Optuna (resumable), retrain and evaluate the best."""
+    from flows.tune import TuneConfig, tune_flow
+    from tasks.tuning import TuningError
+
+    try:
+        result = tune_flow(
+            TuneConfig(
+                model=model,
+                data=data,
+                workdir=workdir,
+                trials=trials,
+                objective=objective,
+                timeout_s=timeout,
+                storage=storage,
+                study_name=study_name,
+                epochs=epochs,
+                jobs=jobs,
+                pruner=pruner,
+                seed=seed,
+            )
+        )
+    except (*_user_errors(), TuningError) as error:
+        _fail(str(error))
+    study = result.study
+    best = (
+        f"{study.best_value:.4f} (trial {study.best_trial})"
+        if study.best_value is not None
+        else "none"
+    )
+    typer.echo(
+        f"study {study.study_name}: best validation_{study.objective} {best}; "
+        f"{study.n_complete} complete, {study.n_pruned} pruned, {study.n_failed} failed"
+    )
+    if result.final is not None:
+        typer.echo(f"retrained: MLflow run {result.final.output.run_id}")
+    typer.echo(f"MLflow run {result.run_id}; dashboard: {result.dashboard_command}")
+
+
+@app.command()
 def predict(
     data: Annotated[
         Path, typer.Argument(help="An audio file, a folder of audio or a manifest (.csv).")

@@ -2,13 +2,13 @@
 
 A champion version is self-contained: the encoder (x -> latent means) plus, as extra files, its
 model description, the fitted clustering and the reference latents of the collection it was
-fitted on. A candidate replaces the champion only when it is better on the *same* objective
-(recorded in the version's tags) computed on the same data set.
+fitted on. The evaluation flow replaces the champion only when its best model is better on the
+*same* objective (recorded in the version's tags) computed on the same data set, or when the
+champion was chosen on other data.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -38,23 +38,6 @@ def champion_objective(name: str = CHAMPION_MODEL) -> tuple[str, float, str] | N
         return None
 
 
-def beats_champion(objective: str, value: float, fingerprint: str, *, higher_is_better: bool = True,
-                   name: str = CHAMPION_MODEL) -> tuple[bool, str]:
-    """Whether a candidate should replace the champion, and why (one line)."""
-    if not math.isfinite(value):
-        return False, f"candidate {objective} is not finite"
-    current = champion_objective(name)
-    if current is None:
-        return True, "no champion yet"
-    current_objective, current_value, current_fingerprint = current
-    if current_objective != objective or current_fingerprint != fingerprint:
-        return False, (f"champion was chosen on {current_objective} for data {current_fingerprint}; "
-                       f"not comparable with {objective} on {fingerprint}")
-    better = value > current_value if higher_is_better else value < current_value
-    verdict = "beats" if better else "does not beat"
-    return better, f"candidate {objective}={value:.4f} {verdict} champion {current_value:.4f}"
-
-
 def promote(
     *,
     run_id: str,
@@ -72,11 +55,22 @@ def promote(
 
     with torch.no_grad():
         output_example = encoder(torch.from_numpy(input_example)).numpy()
-    uri = log_torch_model(run_id, encoder, input_example=input_example,
-                          output_example=output_example, name="champion", extra_files=files)
+    uri = log_torch_model(
+        run_id,
+        encoder,
+        input_example=input_example,
+        output_example=output_example,
+        name="champion",
+        extra_files=files,
+    )
     version = register_model(uri, name)
-    all_tags = {"objective": objective, "objective_value": f"{value:.6g}",
-                "fingerprint": fingerprint, "source_run": run_id, **(tags or {})}
+    all_tags = {
+        "objective": objective,
+        "objective_value": f"{value:.6g}",
+        "fingerprint": fingerprint,
+        "source_run": run_id,
+        **(tags or {}),
+    }
     for key, text in all_tags.items():
         client().set_model_version_tag(name, version, key, str(text))
     set_alias(name, CHAMPION, version)

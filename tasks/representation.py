@@ -117,12 +117,14 @@ def write_latents(latents: TrackLatents, path: Path) -> None:
     pl.DataFrame(columns).write_parquet(path)
 
 
-def _side_information(
+def side_information(
     model_cls: type[RepresentationModel],
     spec: ModelSpec,
     workspace: Workspace,
     tracks: pl.DataFrame,
 ) -> tuple[TrackSideInformation, list[str]]:
+    """Per-track condition classes (CVAE) and lyrics embeddings (multimodal) for `tracks`, and
+    the condition vocabulary ('none' stands for tracks without a detected language)."""
     side = TrackSideInformation()
     vocabulary: list[str] = []
     track_ids = tracks["track_id"].to_list()
@@ -199,7 +201,7 @@ def train_and_encode(
         tracks["sha256"].to_list(),
         model_cls.input_kind,
     )
-    side, vocabulary = _side_information(model_cls, spec, workspace, tracks)
+    side, vocabulary = side_information(model_cls, spec, workspace, tracks)
     seed_everything(spec.train.seed)
     device = resolve_device(spec.train.device)
     train_tracks, val_tracks = split_tracks(
