@@ -36,6 +36,7 @@ from tasks.evaluation import (
     pool_rows,
     read_labels,
 )
+from tasks.ingest import usable_tracks
 from tasks.metrics import EXTERNAL_METRICS, INTERNAL_METRICS
 from tasks.report import (
     LANGUAGE_METRICS,
@@ -392,13 +393,7 @@ def _maybe_promote(
     from tasks.training_data import gather_crops
 
     model, description = load_trained_model(rep.model_dir)
-    tracks = (
-        pl.read_parquet(workspace.tracks_table)
-        .filter(pl.col("status") == "ok")
-        .unique("track_id", keep="first")
-        .sort("track_id")
-        .head(2)
-    )
+    tracks = usable_tracks(workspace).head(2)
     arrays = gather_crops(
         workspace,
         description["feature_key"],

@@ -17,7 +17,7 @@ from sklearn.decomposition import PCA
 from tasks.caching import cached_on
 from tasks.clustering import ClusteringError, cluster
 from tasks.features import summary_feature_names
-from tasks.ingest import feature_path
+from tasks.ingest import feature_path, usable_tracks
 from tasks.metrics import aggregate_over_seeds, external_metrics, internal_metrics
 from tasks.representation import read_latents, write_latents
 from tasks.training import TrackLatents
@@ -75,12 +75,7 @@ def file_sha(path: Path) -> str:
 
 
 def read_labels(workspace: Workspace) -> Labels:
-    tracks = (
-        pl.read_parquet(workspace.tracks_table)
-        .filter(pl.col("status") == "ok")
-        .unique("track_id", keep="first")
-        .sort("track_id")
-    )
+    tracks = usable_tracks(workspace)
     language = tracks.select("track_id", "language")
     if workspace.lyrics_table.exists():  # detected lyrics language, when the lyrics stage ran
         detected = pl.read_parquet(workspace.lyrics_table).select(
@@ -107,12 +102,7 @@ def baseline_representations(
     - pca: PCA of the standardised summary vector (16 components, or fewer for tiny sets).
     - spectral_features: the standardised mean log-mel spectrum of each track.
     """
-    tracks = (
-        pl.read_parquet(workspace.tracks_table)
-        .filter(pl.col("status") == "ok")
-        .unique("track_id", keep="first")
-        .sort("track_id")
-    )
+    tracks = usable_tracks(workspace)
     stats, spectra = [], []
     for sha in tracks["sha256"]:
         with np.load(feature_path(workspace, feature_key, sha)) as data:

@@ -167,3 +167,14 @@ def dataset_fingerprint(tracks: pl.DataFrame) -> str:
 
 def load_track_features(workspace: Workspace, feature_key: str, sha256: str) -> TrackFeatures:
     return TrackFeatures.load(feature_path(workspace, feature_key, sha256))
+
+
+def usable_tracks(workspace: Workspace) -> pl.DataFrame:
+    """The ok tracks of a work dir, one row per track id, sorted by id: the order that every
+    latent array, crop index and label list of the later stages follows."""
+    return (
+        pl.read_parquet(workspace.tracks_table)
+        .filter(pl.col("status") == "ok")
+        .unique("track_id", keep="first")
+        .sort("track_id")
+    )

@@ -30,6 +30,7 @@ from registry.tracking import (
     tracked_run,
 )
 from tasks.caching import cached_on
+from tasks.ingest import usable_tracks
 from tasks.training import (
     EpochCallback,
     TrackLatents,
@@ -192,8 +193,7 @@ def train_and_encode(
 ) -> TrainOutput:
     """Train `spec.model` on the ok tracks of the work dir, encode all tracks, log to MLflow."""
     model_cls = model_class(spec.model)
-    tracks = pl.read_parquet(workspace.tracks_table).filter(pl.col("status") == "ok")
-    tracks = tracks.unique("track_id", keep="first").sort("track_id")
+    tracks = usable_tracks(workspace)
     arrays = gather_crops(
         workspace,
         feature_key,

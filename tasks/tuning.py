@@ -67,6 +67,7 @@ from registry.tracking import (
     set_tags,
 )
 from tasks.clustering import assign, cluster, fitted_to_json
+from tasks.ingest import usable_tracks
 from tasks.metrics import external_metrics, internal_metrics
 from tasks.representation import (
     ModelSpec,
@@ -314,8 +315,7 @@ class HeldOutSplit:
     @classmethod
     def read(cls, workspace: Workspace, *, validation_fraction: float, seed: int) -> HeldOutSplit:
         """Raises ValueError when there are too few tracks to hold any out."""
-        tracks = pl.read_parquet(workspace.tracks_table).filter(pl.col("status") == "ok")
-        tracks = tracks.unique("track_id", keep="first").sort("track_id")
+        tracks = usable_tracks(workspace)
         train, validation = split_tracks(tracks.height, validation_fraction, seed)
         if len(validation) < 3:
             raise ValueError(
@@ -401,12 +401,7 @@ class EpochScorer:
         self.arrays: CropArrays = gather_crops(
             workspace, feature_key, split.track_ids, split.shas, model_cls.input_kind
         )
-        tracks = (
-            pl.read_parquet(workspace.tracks_table)
-            .filter(pl.col("status") == "ok")
-            .unique("track_id", keep="first")
-            .sort("track_id")
-        )
+        tracks = usable_tracks(workspace)
         side, _ = side_information(
             model_cls, ModelSpec(model=search.model, condition=search.condition), workspace, tracks
         )
