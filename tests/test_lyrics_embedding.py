@@ -22,6 +22,7 @@ from tasks.lyrics.embedding import (
 )
 from tasks.lyrics.table import LYRICS_SCHEMA
 from tasks.workspace import Workspace
+from tests.tiny_xlmr import build_tiny_xlmr
 
 SENTENCES = [
     "ami tomake bhalobashi, tumi amar gaan",
@@ -37,50 +38,7 @@ LONG_TEXT = " ".join(SENTENCES * 3)
 @pytest.fixture(scope="module")
 def tiny_xlmr(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny XLM-R (random weights, Unigram tokenizer trained here) saved like a user's model."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import UnigramTrainer
-    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
-
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    backend = Tokenizer(models.Unigram())
-    backend.normalizer = normalizers.NFKC()
-    backend.pre_tokenizer = pre_tokenizers.Metaspace()
-    backend.decoder = decoders.Metaspace()
-    backend.train_from_iterator(
-        SENTENCES * 4, UnigramTrainer(vocab_size=300, special_tokens=specials, unk_token="<unk>")
-    )
-    backend.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>",
-        pair="<s> $A </s> </s> $B </s>",
-        special_tokens=[("<s>", backend.token_to_id("<s>")), ("</s>", backend.token_to_id("</s>"))],
-    )
-    tokenizer = XLMRobertaTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<s>",
-        eos_token="</s>",
-        sep_token="</s>",
-        cls_token="<s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-    )
-    config = XLMRobertaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=40,  # 38 usable positions: chunking is easy to trigger
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-xlmr")
-    XLMRobertaModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_tiny_xlmr(SENTENCES * 4, tmp_path_factory.mktemp("tiny-xlmr"))
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

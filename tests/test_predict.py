@@ -38,6 +38,7 @@ from tasks.prediction import (
     trained_lyrics_encoder_id,
 )
 from tasks.workspace import Workspace
+from tests.tiny_xlmr import build_tiny_xlmr
 
 N_GENRES = 8
 REQUIRED_COLUMNS = {"path", "cluster", "score", "nearest_tracks", "reason"}
@@ -243,48 +244,7 @@ def test_multimodal_model_reads_lyrics_only_where_a_track_has_them(
 
 def _tiny_xlmr(texts: list[str], folder: Path) -> Path:
     """A tiny XLM-R (random weights, Unigram tokenizer trained on `texts`) saved like a user's."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from tokenizers.trainers import UnigramTrainer
-    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
-
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    backend = Tokenizer(models.Unigram())
-    backend.normalizer = normalizers.NFKC()
-    backend.pre_tokenizer = pre_tokenizers.Metaspace()
-    backend.decoder = decoders.Metaspace()
-    backend.train_from_iterator(
-        texts, UnigramTrainer(vocab_size=400, special_tokens=specials, unk_token="<unk>")
-    )
-    backend.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>",
-        pair="<s> $A </s> </s> $B </s>",
-        special_tokens=[("<s>", backend.token_to_id("<s>")), ("</s>", backend.token_to_id("</s>"))],
-    )
-    tokenizer = XLMRobertaTokenizerFast(
-        tokenizer_object=backend,
-        bos_token="<s>",
-        eos_token="</s>",
-        sep_token="</s>",
-        cls_token="<s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        mask_token="<mask>",
-    )
-    config = XLMRobertaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=40,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    XLMRobertaModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return build_tiny_xlmr(texts, folder, vocab_size=400, layers=1)
 
 
 @dataclass
