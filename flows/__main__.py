@@ -378,6 +378,7 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # machines are offline
     # torch's OpenMP threads otherwise spin-wait, which starves the other core's work.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps logs readable
     if home := os.environ.get("PREFECT_HOME"):
         Path(home).expanduser().mkdir(parents=True, exist_ok=True)  # Prefect makes only the leaf
     try:
