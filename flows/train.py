@@ -60,7 +60,9 @@ def train_flow(config: TrainFlowConfig) -> TrainOutput:
         overrides=config.overrides,
         train=config.train,
         condition=config.condition,
-        features_label=config.features_label,
+        # Runs with different overrides must not share a name (and a model folder).
+        features_label=config.features_label
+        or ", ".join(f"{key}={value}" for key, value in sorted(config.overrides.items())),
     )
     output = train_representation(
         spec,

@@ -7,6 +7,7 @@ pipeline re-run on unchanged data does not retrain, it returns the same run and 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
@@ -78,8 +79,10 @@ class ModelSpec(BaseModel):
 
     @property
     def run_name(self) -> str:
+        """Also the model folder's name: only characters that are safe in paths and globs."""
         parts = [self.model, self.features_label, f"seed{self.train.seed}"]
-        return "-".join(p.replace("=", "").replace("+", "_") for p in parts if p)
+        name = "-".join(p.replace("=", "").replace("+", "_") for p in parts if p)
+        return re.sub(r"[^A-Za-z0-9_.,-]+", "_", name)
 
 
 class TrainOutput(BaseModel):

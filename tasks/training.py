@@ -221,6 +221,9 @@ def _run_epochs(
     if best_state is not None:
         model.load_state_dict(best_state)
         outcome.best_validation_loss = best_loss
+    elif early_stopping and outcome.history.get("train_loss"):
+        # Fewer epochs than the KL warm-up: nothing was judged, the last weights stand.
+        outcome.best_epoch = len(outcome.history["train_loss"]) - 1
 
 
 def train_model(
