@@ -29,7 +29,7 @@ from registry.tracking import (
     set_tags,
     tracked_run,
 )
-from tasks.discovery import CollectionPath
+from tasks.discovery import ExistingPath
 from tasks.lyrics.embedding import EncoderSettings, embed_lyrics_task, resolve_encoder
 from tasks.lyrics.pairing import PairingSettings
 from tasks.lyrics.sources import discover_lyrics_sources
@@ -44,7 +44,7 @@ class LyricsConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    data: CollectionPath = Field(
+    data: ExistingPath = Field(
         description="The collection: a GTZAN-layout folder or a manifest (.csv/.parquet)."
     )
     workdir: Path = Field(Path("workdir"), description="Where tables, stores and reports go.")

@@ -23,14 +23,34 @@ class DataSourceError(ValueError):
     """The data argument cannot be read as a collection; the message says why and what to do."""
 
 
-def _existing_collection(path: Path) -> Path:
+def _existing_path(path: Path) -> Path:
     if not path.expanduser().exists():
         raise ValueError(f"data not found: {path} (give a folder of audio or a manifest file)")
     return path
 
 
-# A config field holding a collection: checked when the config is built, before any flow starts.
+def _existing_collection(path: Path) -> Path:
+    """Cheap checks that catch the usual mistakes before a flow starts (the scan stops at the
+    first audio file)."""
+    resolved = _existing_path(path).expanduser()
+    if resolved.is_file() and resolved.suffix.lower() not in {".csv", ".parquet", ".pq"}:
+        raise ValueError(
+            f"{path.name} is not a manifest: give a folder of audio or a .csv/.parquet manifest "
+            "(for single new tracks use `predict`)"
+        )
+    elif resolved.is_dir() and not any(
+        p.suffix.lower() in AUDIO_EXTENSIONS for p in resolved.rglob("*")
+    ):
+        raise ValueError(
+            f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) found under {path}"
+        )
+    return path
+
+
+# Config fields checked when the config is built, before any flow starts: a collection to ingest,
+# or a path that only has to exist (the lyrics flow reads lyrics next to already-ingested tracks).
 CollectionPath = Annotated[Path, AfterValidator(_existing_collection)]
+ExistingPath = Annotated[Path, AfterValidator(_existing_path)]
 
 
 def discover_sources(data: str | Path) -> pl.DataFrame:

@@ -45,11 +45,16 @@ def test_every_command_has_help(command: str) -> None:
         (["ingest", "/no/such/folder"], "data not found"),
         (["train", "mlp_vae", "/no/such/folder"], "data not found"),
         (["run", "/no/such/folder"], "data not found"),
+        (["ingest", "{empty}"], "no audio files"),
+        (["ingest", "{text}"], "not a manifest"),
         (["train", "no_such_model", "."], "model"),
         (["train", "mlp_vae", ".", "--set", "novalue"], "key=value"),
     ],
 )
-def test_user_mistakes_get_one_clear_line(args: list[str], message: str) -> None:
+def test_user_mistakes_get_one_clear_line(args: list[str], message: str, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    args = [a.format(empty=tmp_path / "empty", text=tmp_path / "notes.txt") for a in args]
     result = runner.invoke(app, args)
     assert result.exit_code == 2
     assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -135,6 +135,7 @@ def test_lyrics_flow_runs_the_ingest_when_the_work_dir_has_no_tracks(
     import flows.ingest
 
     data, prepared = _write_collection(tmp_path)
+    (data / "track.wav").write_bytes(b"")  # the ingest config wants a folder that holds audio
     tracks = pl.read_parquet(Workspace.open(prepared).tracks_table)
     calls = []
 
