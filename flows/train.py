@@ -9,10 +9,9 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.ingest import IngestConfig, ingest_flow
-from models.zoo import model_class
 from tasks.discovery import CollectionPath
 from tasks.features import FeatureConfig
-from tasks.representation import ModelSpec, TrainOutput, train_representation
+from tasks.representation import ModelSpec, TrainOutput, needs_lyrics, train_representation
 from tasks.training import TrainConfig
 
 ModelName = Literal["ae", "mlp_vae", "conv_vae", "beta_vae", "cvae", "vade", "multimodal_vae"]
@@ -40,18 +39,13 @@ class TrainFlowConfig(BaseModel):
     parent_run_id: str | None = Field(None, description="MLflow parent run (pipeline).")
 
 
-def needs_lyrics(config: TrainFlowConfig) -> bool:
-    cls = model_class(config.model)
-    return cls.uses_lyrics or (cls.uses_condition and config.condition == "language")
-
-
 @flow(name="train", flow_run_name="train {config.model} on {config.data.name}", log_prints=True)
 def train_flow(config: TrainFlowConfig) -> TrainOutput:
     logger = get_run_logger()
     ingested = ingest_flow(
         IngestConfig(data=config.data, workdir=config.workdir, features=config.features)
     )
-    if needs_lyrics(config):
+    if needs_lyrics(config.model, config.condition):
         from flows.lyrics import LyricsConfig, lyrics_flow
 
         lyrics_flow(LyricsConfig(data=config.data, workdir=config.workdir))

@@ -23,10 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flows.ingest import IngestConfig, ingest_flow
 from flows.train import ModelName
-from models.zoo import model_class
 from registry.tracking import set_tags, tracked_run
 from tasks.discovery import CollectionPath
 from tasks.features import FeatureConfig
+from tasks.representation import needs_lyrics
 from tasks.tuning import (
     FinalModel,
     Objective,
@@ -150,11 +150,6 @@ class TuneResult(BaseModel):
     final: FinalModel | None = Field(description="The best configuration retrained, if asked.")
     dashboard_command: str
     wall_seconds: float
-
-
-def needs_lyrics(model: str, condition: str) -> bool:
-    cls = model_class(model)
-    return cls.uses_lyrics or (cls.uses_condition and condition == "language")
 
 
 @flow(name="tune", flow_run_name="tune {config.model} on {config.data.name}", log_prints=True)

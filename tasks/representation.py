@@ -31,13 +31,13 @@ from registry.tracking import (
     tracked_run,
 )
 from tasks.caching import cached_on
+from tasks.features import resolve_device
 from tasks.ingest import usable_tracks
 from tasks.training import (
     EpochCallback,
     TrackLatents,
     TrainConfig,
     encode_tracks,
-    resolve_device,
     seed_everything,
     train_model,
 )
@@ -119,6 +119,13 @@ def write_latents(latents: TrackLatents, path: Path) -> None:
     if latents.mixture_cluster is not None:
         columns["mixture_cluster"] = latents.mixture_cluster.astype(np.int64)
     pl.DataFrame(columns).write_parquet(path)
+
+
+def needs_lyrics(model: str, condition: str) -> bool:
+    """Whether training `model` needs the lyrics stage first (lyrics embeddings, or the detected
+    language as the CVAE condition)."""
+    cls = model_class(model)
+    return cls.uses_lyrics or (cls.uses_condition and condition == "language")
 
 
 def side_information(

@@ -80,12 +80,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _kl_weight(epoch: int, warmup: int) -> float:
     return 1.0 if warmup == 0 else min(1.0, (epoch + 1) / warmup)
 

@@ -18,7 +18,6 @@ from typing import Literal
 import numpy as np
 import torch
 
-from tasks.features import TrackFeatures
 from tasks.ingest import feature_path
 from tasks.workspace import Workspace
 
@@ -64,20 +63,21 @@ def gather_crops(
         return CropArrays(root)
     root.mkdir(parents=True, exist_ok=True)
     name = _ARRAY_BY_KIND[kind]
-    counts, shape, dtype = [], None, None
-    for sha in shas:  # first pass: crop counts (np.load of an npz reads lazily per key)
+    # First pass: crop counts from the small per-crop summary arrays (an npz reads one key at a
+    # time), not from the large crops; the second pass reads only the array being gathered.
+    counts = []
+    for sha in shas:
         with np.load(feature_path(workspace, feature_key, sha)) as data:
-            array = data[name]
-            counts.append(array.shape[0])
-            shape, dtype = array.shape[1:], array.dtype
+            counts.append(data["crop_stats"].shape[0])
+    with np.load(feature_path(workspace, feature_key, shas[0])) as data:
+        shape, dtype = data[name].shape[1:], data[name].dtype
     x = np.lib.format.open_memmap(
         root / "x.tmp.npy", mode="w+", dtype=dtype, shape=(sum(counts), *shape)
     )
     start = 0
     for sha, count in zip(shas, counts, strict=True):
-        x[start : start + count] = getattr(
-            TrackFeatures.load(feature_path(workspace, feature_key, sha)), name
-        )
+        with np.load(feature_path(workspace, feature_key, sha)) as data:
+            x[start : start + count] = data[name]
         start += count
     x.flush()
     del x

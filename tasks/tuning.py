@@ -67,6 +67,7 @@ from registry.tracking import (
     set_tags,
 )
 from tasks.clustering import assign, cluster, fitted_to_json
+from tasks.features import resolve_device
 from tasks.ingest import usable_tracks
 from tasks.metrics import external_metrics, internal_metrics
 from tasks.representation import (
@@ -76,7 +77,7 @@ from tasks.representation import (
     side_information,
     train_and_encode,
 )
-from tasks.training import TrainConfig, encode_tracks, resolve_device
+from tasks.training import TrainConfig, encode_tracks
 from tasks.training_data import CropArrays, CropBatches, gather_crops, split_tracks
 from tasks.workspace import Workspace
 
