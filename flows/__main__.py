@@ -330,8 +330,11 @@ def predict(
     """Assign new tracks to the champion's clusters and list their nearest collection tracks."""
     from flows.predict import PredictConfig, predict_flow
     from tasks.lyrics.embedding import EncoderSettings
+    from tasks.prediction import model_version_of, resolve_model_uri
 
     try:
+        # A missing model is the commonest mistake: say so before a flow starts and fails.
+        model_version_of(resolve_model_uri(model))
         result = predict_flow(
             PredictConfig(
                 data=data,

@@ -47,6 +47,7 @@ def test_every_command_has_help(command: str) -> None:
         (["run", "/no/such/folder"], "data not found"),
         (["ingest", "{empty}"], "no audio files"),
         (["ingest", "{text}"], "not a manifest"),
+        (["predict", ".", "--model", "no_such_model@champion"], "no registered model"),
         (["train", "no_such_model", "."], "model"),
         (["train", "mlp_vae", ".", "--set", "novalue"], "key=value"),
     ],
