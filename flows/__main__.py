@@ -19,9 +19,22 @@ app = typer.Typer(
 WorkdirOption = Annotated[Path, typer.Option("--workdir", "-w", help="Work directory.")]
 
 
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+def _fail(problem: BaseException | str) -> None:
+    """Print one line (`error: ...`) and exit with code 2."""
+    typer.secho(f"error: {_one_line(problem)}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
+
+
+def _one_line(problem: BaseException | str) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(problem, ValidationError):  # "field: what is wrong" instead of pydantic's block
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
+            for error in problem.errors()
+        )
+    return " ".join(str(problem).split())
 
 
 def _user_errors():
@@ -87,7 +100,7 @@ def ingest(
             )
         result = flow(config)
     except _user_errors() as error:
-        _fail(str(error))
+        _fail(error)
     typer.echo(
         f"{result.n_ok} tracks ok, {result.n_quarantined} quarantined "
         f"(see {result.workspace.quarantine_report}); tables in {result.workspace.root}"
@@ -112,7 +125,7 @@ def run(
         )
         pipeline_flow(config)
     except _user_errors() as error:
-        _fail(str(error))
+        _fail(error)
 
 
 @app.command()
@@ -135,7 +148,7 @@ def evaluate(
             EvaluateConfig(data=data, workdir=workdir, seeds=seeds, n_clusters=n_clusters)
         )
     except _user_errors() as error:
-        _fail(str(error))
+        _fail(error)
     typer.echo(result.summary)
 
 
@@ -164,7 +177,7 @@ def lyrics(
             )
         )
     except _user_errors() as error:
-        _fail(str(error))
+        _fail(error)
     typer.echo(
         f"{result.n_with_lyrics}/{result.n_tracks} tracks with lyrics, "
         f"{result.n_unpaired} lyrics files unpaired ({result.unpaired_lyrics}); "
@@ -226,7 +239,7 @@ def train(
         )
         output = train_flow(config)
     except _user_errors() as error:
-        _fail(str(error))
+        _fail(error)
     typer.echo(f"MLflow run {output.run_id}; latents in {output.latents}")
     for name, value in sorted(output.final_metrics.items()):
         typer.echo(f"  {name:28s} {value:.4g}")
@@ -289,7 +302,7 @@ def tune(
             )
         )
     except (*_user_errors(), TuningError) as error:
-        _fail(str(error))
+        _fail(error)
     study = result.study
     best = (
         f"{study.best_value:.4f} (trial {study.best_trial})"
@@ -347,7 +360,7 @@ def predict(
             )
         )
     except _user_errors() as error:
-        _fail(str(error))
+        _fail(error)
     typer.echo(result.table)
     typer.echo(
         f"{result.n_assigned}/{result.n_tracks} tracks assigned, {result.n_quarantined} "
