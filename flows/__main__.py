@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from flows.environment import apply_runtime_defaults
 
 app = typer.Typer(
     add_completion=False,
@@ -46,6 +49,14 @@ def _user_errors():
 
     # MlflowException: a model URI or alias that does not exist in the tracking store.
     return (DataSourceError, ValidationError, FileNotFoundError, ValueError, MlflowException)
+
+
+def _run(flow, *args):
+    """Call a flow against the Prefect API chosen for this process (`flows.prefect_api`)."""
+    from flows import prefect_api
+
+    with prefect_api.connected():
+        return flow(*args)
 
 
 @app.command("demo-data")
@@ -98,7 +109,7 @@ def ingest(
             flow = ingest_flow.with_options(
                 task_runner=build_task_runner(task_runner, workers=workers, address=dask_address)
             )
-        result = flow(config)
+        result = _run(flow, config)
     except _user_errors() as error:
         _fail(error)
     typer.echo(
@@ -123,7 +134,7 @@ def run(
         config = PipelineConfig(
             data=data, workdir=workdir, profile=profile, demo_tracks=demo_tracks
         )
-        pipeline_flow(config)
+        _run(pipeline_flow, config)
     except _user_errors() as error:
         _fail(error)
 
@@ -144,8 +155,9 @@ def evaluate(
     from flows.evaluate import EvaluateConfig, evaluate_flow
 
     try:
-        result = evaluate_flow(
-            EvaluateConfig(data=data, workdir=workdir, seeds=seeds, n_clusters=n_clusters)
+        result = _run(
+            evaluate_flow,
+            EvaluateConfig(data=data, workdir=workdir, seeds=seeds, n_clusters=n_clusters),
         )
     except _user_errors() as error:
         _fail(error)
@@ -171,10 +183,11 @@ def lyrics(
     from tasks.lyrics.embedding import EncoderSettings
 
     try:
-        result = lyrics_flow(
+        result = _run(
+            lyrics_flow,
             LyricsConfig(
                 data=data, workdir=workdir, lyrics=lyrics, encoder=EncoderSettings(model=model)
-            )
+            ),
         )
     except _user_errors() as error:
         _fail(error)
@@ -237,7 +250,7 @@ def train(
             condition=condition,
             train=TrainConfig(**({"epochs": epochs, "seed": seed} | trainer)),
         )
-        output = train_flow(config)
+        output = _run(train_flow, config)
     except _user_errors() as error:
         _fail(error)
     typer.echo(f"MLflow run {output.run_id}; latents in {output.latents}")
@@ -285,7 +298,8 @@ def tune(
     from tasks.tuning import TuningError
 
     try:
-        result = tune_flow(
+        result = _run(
+            tune_flow,
             TuneConfig(
                 model=model,
                 data=data,
@@ -299,7 +313,7 @@ def tune(
                 jobs=jobs,
                 pruner=pruner,
                 seed=seed,
-            )
+            ),
         )
     except (*_user_errors(), TuningError) as error:
         _fail(error)
@@ -348,7 +362,8 @@ def predict(
     try:
         # A missing model is the commonest mistake: say so before a flow starts and fails.
         model_version_of(resolve_model_uri(model))
-        result = predict_flow(
+        result = _run(
+            predict_flow,
             PredictConfig(
                 data=data,
                 workdir=workdir,
@@ -357,7 +372,7 @@ def predict(
                 lyrics=lyrics,
                 lyrics_encoder=EncoderSettings(model=lyrics_model),
                 n_nearest=nearest,
-            )
+            ),
         )
     except _user_errors() as error:
         _fail(error)
@@ -388,19 +403,48 @@ def serve(
 
 
 def main() -> None:
-    # The temporary Prefect server migrates its SQLite database on first start; on a busy 2-core
-    # machine that takes longer than Prefect's default 20 s.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # machines are offline
-    # torch's OpenMP threads otherwise spin-wait, which starves the other core's work.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps logs readable
-    if home := os.environ.get("PREFECT_HOME"):
-        Path(home).expanduser().mkdir(parents=True, exist_ok=True)  # Prefect makes only the leaf
+    apply_runtime_defaults()
+    exit_status = _exit_without_teardown()  # registered first, so its hook runs last
+    from flows import prefect_api
+
+    prefect_api.prepare(sys.argv[1:])
     try:
         app()
     except KeyboardInterrupt:
+        exit_status.code = 130
         sys.exit(130)
+    except SystemExit as stop:  # click ends every command, even a successful one, with this
+        exit_status.code = _exit_code(stop)
+        raise
+
+
+class _ExitStatus:
+    code = 1
+
+
+def _exit_without_teardown() -> _ExitStatus:
+    """Exit once every other exit hook has run, skipping the interpreter's final teardown.
+
+    With torch, Prefect, MLflow and SQLAlchemy loaded, that teardown (freeing every module) takes
+    1.5-2.5 s on a 2-core machine and does nothing a user needs: Prefect's log and event workers
+    have drained, the temporary server has stopped and logs are flushed by the hooks registered
+    later, which run earlier (atexit runs hooks in reverse order of registration).
+    """
+    status = _ExitStatus()
+
+    def leave() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status.code)
+
+    atexit.register(leave)
+    return status
+
+
+def _exit_code(stop: SystemExit) -> int:
+    if stop.code is None:
+        return 0
+    return stop.code if isinstance(stop.code, int) else 1
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from urllib.parse import urlparse
 import psutil
 import yaml
 
+from flows.prefect_api import remove_serve_record, write_serve_record
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORK_POOL = "local"
 LOOPBACK = "127.0.0.1"
@@ -554,10 +556,11 @@ def serve(
         print(f"Prefect dashboard: {api_url.removesuffix('/api')}")
         print(f"MLflow UI:         {ui_url}")
         print(f"Logs:              {supervisor.log_dir}")
-        print(f"To send CLI runs here: export PREFECT_API_URL={api_url}")
+        print("CLI runs use this server while it runs (unless PREFECT_API_URL is set).")
         print("Stop with Ctrl-C.", flush=True)
         if ready_file is not None:
             ready_file.write_text(f"{api_url}\n{ui_url}\n")
+        write_serve_record(prefect_home, api_url)  # CLI runs find this server and use it
         while True:
             exited = supervisor.first_exited()
             if exited is not None:
@@ -577,6 +580,7 @@ def serve(
         # A second Ctrl-C or SIGTERM must not cut the clean-up short and leave orphans.
         _ignore_stop_signals()
         print("stopping ...", flush=True)
+        remove_serve_record(prefect_home)
         supervisor.stop()
         _restore_signals(previous_handlers)
         print("stopped.", flush=True)

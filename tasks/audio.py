@@ -81,6 +81,20 @@ def _declared_wav_data_bytes(path: Path) -> tuple[int, int] | None:
     return None
 
 
+def _down_mix(data: np.ndarray) -> np.ndarray:
+    """Mean of the channels of (frames, channels) audio.
+
+    A channel loop, not `mean(axis=1)` (a strided reduction, 8x slower) nor a matrix product
+    (OpenBLAS starts spinning threads for it, which fight the other decoders for the cores).
+    """
+    mono = data[:, 0].copy()
+    for channel in range(1, data.shape[1]):
+        mono += data[:, channel]
+    if data.shape[1] > 1:
+        mono *= np.float32(1.0 / data.shape[1])
+    return mono
+
+
 def decode_audio(path: str | Path, config: AudioConfig) -> DecodedAudio:
     """Decode, down-mix to mono and resample to `config.sample_rate`, then validate.
 
@@ -124,7 +138,7 @@ def decode_audio(path: str | Path, config: AudioConfig) -> DecodedAudio:
             f"silent: peak level {peak_dbfs:.1f} dBFS is below {config.silence_dbfs:.1f} dBFS"
         )
 
-    mono = data @ np.full(channels, 1.0 / channels, dtype=np.float32)  # 4x faster than mean()
+    mono = _down_mix(data)
     if source_rate != config.sample_rate:
         # soxr's high-quality mode is librosa's default resampler (numbers stay comparable with
         # the literature) and is several times faster than a windowed-sinc resample in torch.

@@ -5,8 +5,15 @@ from __future__ import annotations
 import librosa
 import numpy as np
 import pytest
+import torch
 
-from tasks.features import FeatureConfig, FeatureExtractor, summary_feature_names
+from tasks.features import (
+    FeatureConfig,
+    FeatureExtractor,
+    _zcr_and_rms,
+    chroma_filters,
+    summary_feature_names,
+)
 
 SR = 22050
 
@@ -73,3 +80,31 @@ def test_short_clip_gives_one_full_crop() -> None:
 def test_feature_key_changes_with_settings_not_device() -> None:
     assert FeatureConfig().key == FeatureConfig(device="cpu").key
     assert FeatureConfig().key != FeatureConfig(n_mels=64).key
+
+
+@pytest.mark.parametrize(("sample_rate", "n_fft"), [(22050, 2048), (16000, 1024), (44100, 4096)])
+def test_chroma_filters_are_librosas(sample_rate: int, n_fft: int) -> None:
+    np.testing.assert_allclose(
+        chroma_filters(sample_rate, n_fft),
+        librosa.filters.chroma(sr=sample_rate, n_fft=n_fft),
+        rtol=1e-6,
+        atol=1e-9,
+    )
+
+
+def test_zcr_and_rms_equal_the_framewise_definitions(clip: np.ndarray) -> None:
+    """Running sums give what materialised, centred, zero-padded frames give."""
+    y = torch.from_numpy(clip[:50_000])
+    zcr, rms = _zcr_and_rms(y, frame_length=2048, hop=512)
+    frames = torch.nn.functional.pad(y, (1024, 1024)).unfold(0, 2048, 512)
+    crossings = (torch.diff(torch.signbit(frames).to(torch.int8), dim=1) != 0).float()
+    torch.testing.assert_close(zcr, crossings.mean(dim=1), rtol=0, atol=1e-7)
+    torch.testing.assert_close(rms, frames.square().mean(dim=1).sqrt(), rtol=1e-5, atol=1e-7)
+
+
+def test_spectral_contrast_matches_librosa_in_every_band(features, clip) -> None:
+    config, f = features
+    names = summary_feature_names(config)
+    ours = [f.track_stats[names.index(f"contrast{band}_mean")] for band in range(7)]
+    reference = librosa.feature.spectral_contrast(y=clip, sr=SR).mean(axis=1)
+    np.testing.assert_allclose(ours, reference, rtol=0.02)
