@@ -15,7 +15,7 @@ import polars as pl
 import torch
 from prefect import flow, get_run_logger, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from registry.tracking import log_artifact, log_metrics, log_params, set_tags, tracked_run
 from tasks.audio import AudioConfig
@@ -44,6 +44,16 @@ class IngestConfig(BaseModel):
     audio: AudioConfig = Field(default_factory=AudioConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     workers: int = Field(0, ge=0, description="Parallel decoders; 0 = one per CPU core.")
+
+    @model_validator(mode="after")
+    def _one_sample_rate(self) -> IngestConfig:
+        if self.audio.sample_rate != self.features.sample_rate:
+            raise ValueError(
+                f"audio.sample_rate ({self.audio.sample_rate}) and features.sample_rate "
+                f"({self.features.sample_rate}) must be equal: features are computed from the "
+                "decoded audio"
+            )
+        return self
 
 
 class IngestResult(BaseModel):

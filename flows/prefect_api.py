@@ -65,8 +65,9 @@ def remove_serve_record(home: Path) -> None:
 
 
 def running_serve_api() -> str | None:
-    """API URL of a live `serve` (this PREFECT_HOME's, else this checkout's), else None."""
-    for home in dict.fromkeys([prefect_home(), REPO_ROOT / ".state" / "prefect"]):
+    """API URL of a live `serve` of this PREFECT_HOME (when unset: of this checkout), else None."""
+    homes = [prefect_home()] if "PREFECT_HOME" in os.environ else [REPO_ROOT / ".state/prefect"]
+    for home in homes:
         try:
             record = json.loads((home / SERVE_RECORD).read_text())
             os.kill(int(record["pid"]), 0)  # a record left by a killed serve is stale

@@ -49,8 +49,11 @@ def hash_files(paths: list[str], *, workers: int) -> list[str | None]:
         return list(pool.map(one, paths))
 
 
-def audio_store_path(workspace: Workspace, sha256: str) -> Path:
-    return workspace.audio_store / f"{sha256}.npy"
+def audio_store_path(workspace: Workspace, sample_rate: int, sha256: str) -> Path:
+    """Decoded mono audio of one file at one analysis rate."""
+    folder = workspace.audio_store / f"{sample_rate}hz"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{sha256}.npy"
 
 
 def feature_path(workspace: Workspace, feature_key: str, sha256: str) -> Path:
@@ -89,7 +92,7 @@ def validate_audio(
             "sample_rate": None,
             "channels": None,
         }
-    store = audio_store_path(workspace, sha256)
+    store = audio_store_path(workspace, config.sample_rate, sha256)
     if not store.exists():
         tmp = store.with_suffix(".tmp.npy")
         np.save(tmp, audio.samples)
@@ -118,7 +121,7 @@ def extract_features(sha256: str, config: FeatureConfig, workspace: Workspace) -
     """
     target = feature_path(workspace, config.key, sha256)
     if not target.exists():
-        samples = np.load(audio_store_path(workspace, sha256))
+        samples = np.load(audio_store_path(workspace, config.sample_rate, sha256))
         extractor_for(config)(samples).save(target)
     return str(target)
 

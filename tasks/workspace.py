@@ -56,7 +56,7 @@ class Workspace(BaseModel):
 
     @property
     def audio_store(self) -> Path:
-        """Decoded mono audio at the analysis sample rate, one `<sha256>.npy` per file."""
+        """Decoded mono audio, `<rate>hz/<sha256>.npy` per file and analysis sample rate."""
         return self._dir("store", "audio")
 
     def feature_store(self, feature_key: str) -> Path:

@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from flows.ingest import IngestConfig, ingest_flow
+from tasks.audio import AudioConfig
 from tasks.features import FeatureConfig, TrackFeatures
 
 SR = 22050
@@ -152,3 +153,13 @@ def test_manifest_source_with_missing_file(prefect_api, collection: Path, tmp_pa
     assert tracks["status"].to_list() == ["quarantined", "ok"]
     assert "not found" in tracks["reason"][0]
     assert tracks.filter(pl.col("status") == "ok")["title"].to_list() == ["First"]
+
+
+def test_audio_and_feature_sample_rates_must_agree(collection: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="must be equal"):
+        IngestConfig(
+            data=collection,
+            workdir=tmp_path,
+            audio=AudioConfig(sample_rate=16000),
+            features=FeatureConfig(sample_rate=22050),
+        )
