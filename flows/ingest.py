@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 import torch
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -22,6 +22,7 @@ from tasks.audio import AudioConfig
 from tasks.discovery import CollectionPath, discover_sources
 from tasks.features import FeatureConfig
 from tasks.ingest import (
+    batches,
     build_track_table,
     dataset_fingerprint,
     extract_features,
@@ -68,18 +69,26 @@ class IngestResult(BaseModel):
     featurized: int = Field(description="Tracks whose features were computed in this run.")
 
 
-def _progress(logger, label: str, futures: list) -> list:
-    results, step = [], max(1, len(futures) // 10)
+def _progress(logger, label: str, futures: list, total: int) -> list[list]:
+    """Each batch's results in order, logging the files done as batches finish."""
+    results, done = [], 0
+    step = max(1, len(futures) // 10)
     for i, future in enumerate(futures, start=1):
         results.append(future.result())
+        done += len(results[-1])
         if i % step == 0 or i == len(futures):
-            logger.info("%s: %d/%d", label, i, len(futures))
+            logger.info("%s: %d/%d files", label, done, total)
     return results
 
 
-def _computed(futures: list) -> int:
-    """How many task runs did real work (not served from Prefect's cache)."""
-    return sum(1 for f in futures if f.state.name != "Cached")
+def _done_now(futures: list, flags: list[list[bool]]) -> int:
+    """Files processed in this run: not in a batch served from Prefect's cache (whose results
+    tell what its first run did), nor found in the content-addressed stores."""
+    return sum(
+        sum(batch)
+        for future, batch in zip(futures, flags, strict=True)
+        if future.state.name != "Cached"
+    )
 
 
 @flow(
@@ -109,15 +118,30 @@ def _ingest(config: IngestConfig, workers: int, started: float, logger) -> Inges
     paths = sources["path"].to_list()
     hashes = hash_files(paths, workers=workers)
 
-    validation = validate_audio.map(paths, hashes, unmapped(config.audio), unmapped(workspace))
-    checks = _progress(logger, "validated", validation)
-    tracks = build_track_table(sources, hashes, checks)
+    # Each content is decoded once, however many paths hold it; in batches of files per task run.
+    first_path = {}
+    for path, sha256 in zip(paths, hashes, strict=True):
+        if sha256 is not None:
+            first_path.setdefault(sha256, path)
+    validation = [
+        validate_audio.submit([first_path[h] for h in chunk], chunk, config.audio, workspace)
+        for chunk in batches(list(first_path), workers)
+    ]
+    checked = _progress(logger, "validated", validation, len(first_path))
+    checks = [check for batch in checked for check in batch]
+    by_content = dict(zip(first_path, checks, strict=True))
+    tracks = build_track_table(sources, hashes, [by_content.get(h) for h in hashes])
     ok = tracks.filter(pl.col("status") == "ok")
 
-    unique_ok = ok.unique("sha256", keep="first")["sha256"].to_list()
-    features = extract_features.map(unique_ok, unmapped(config.features), unmapped(workspace))
-    _progress(logger, "features", features)
+    unique_ok = ok.unique("sha256", keep="first", maintain_order=True)["sha256"].to_list()
+    features = [
+        extract_features.submit(chunk, config.audio.key, config.features, workspace)
+        for chunk in batches(unique_ok, workers)
+    ]
+    computed = _progress(logger, "features", features, len(unique_ok))
     write_feature_manifest(workspace, config.features)
+    validated_now = _done_now(validation, [[c["decoded"] for c in batch] for batch in checked])
+    featurized_now = _done_now(features, computed)
 
     fingerprint = dataset_fingerprint(tracks)
     tracks.write_parquet(workspace.tracks_table)
@@ -164,8 +188,8 @@ def _ingest(config: IngestConfig, workers: int, started: float, logger) -> Inges
                 **result_counts,
                 "hours_of_audio": float(ok["duration_s"].sum() or 0.0) / 3600,
                 "seconds_per_clip": elapsed / max(tracks.height, 1),
-                "validated_this_run": _computed(validation),
-                "featurized_this_run": _computed(features),
+                "validated_this_run": validated_now,
+                "featurized_this_run": featurized_now,
             },
         )
         log_artifact(run_id, workspace.tracks_table)
@@ -185,7 +209,7 @@ def _ingest(config: IngestConfig, workers: int, started: float, logger) -> Inges
         run_id=run_id,
         fingerprint=fingerprint,
         feature_key=config.features.key,
-        validated=_computed(validation),
-        featurized=_computed(features),
+        validated=validated_now,
+        featurized=featurized_now,
         **result_counts,
     )

@@ -7,16 +7,23 @@ the track table with a one-line reason, and the run goes on with the others.
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import miniaudio
 import numpy as np
 import soundfile as sf
 import soxr
 from pydantic import BaseModel, ConfigDict, Field
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"})
+# Ogg Vorbis and MP3 decode 10-30 % faster with miniaudio (stb_vorbis, dr_mp3) than with
+# libsndfile, which reads everything else and whatever miniaudio refuses (Opus in Ogg, say).
+FAST_DECODER_EXTENSIONS = frozenset({".ogg", ".oga", ".mp3"})
+# Bump when decoding or validation changes what is stored: it is part of the audio-store key.
+AUDIO_CODE_VERSION = 2
 
 
 class AudioConfig(BaseModel):
@@ -31,6 +38,12 @@ class AudioConfig(BaseModel):
     silence_dbfs: float = Field(
         -60.0, le=0.0, description="Files whose peak is below this level are quarantined as silent."
     )
+
+    @property
+    def key(self) -> str:
+        """Audio-store key: a hash of the settings and of the decoding code's version."""
+        settings = self.model_dump() | {"code": AUDIO_CODE_VERSION}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class AudioRejected(ValueError):
@@ -95,6 +108,24 @@ def _down_mix(data: np.ndarray) -> np.ndarray:
     return mono
 
 
+def _read(path: Path) -> tuple[np.ndarray, int]:
+    """(frames, channels) float32 samples and their sample rate."""
+    if path.suffix.lower() in FAST_DECODER_EXTENSIONS:
+        try:
+            decoded = miniaudio.decode_file(str(path), output_format=miniaudio.SampleFormat.FLOAT32)
+        except miniaudio.MiniaudioError:
+            pass  # libsndfile has the last word, and its message is the quarantine reason
+        else:
+            samples = np.frombuffer(decoded.samples, dtype=np.float32)
+            return samples.reshape(-1, decoded.nchannels), decoded.sample_rate
+    try:
+        return sf.read(path, dtype="float32", always_2d=True)
+    except Exception as error:  # libsndfile raises several types; all mean "cannot decode"
+        raise AudioRejected(
+            f"cannot decode: {str(error).strip() or type(error).__name__}"
+        ) from None
+
+
 def decode_audio(path: str | Path, config: AudioConfig) -> DecodedAudio:
     """Decode, down-mix to mono and resample to `config.sample_rate`, then validate.
 
@@ -107,12 +138,7 @@ def decode_audio(path: str | Path, config: AudioConfig) -> DecodedAudio:
         raise AudioRejected("file not found")
     if path.stat().st_size == 0:
         raise AudioRejected("empty file (0 bytes)")
-    try:
-        data, source_rate = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as error:  # libsndfile raises several types; all mean "cannot decode"
-        raise AudioRejected(
-            f"cannot decode: {str(error).strip() or type(error).__name__}"
-        ) from None
+    data, source_rate = _read(path)
 
     wav_bytes = _declared_wav_data_bytes(path)
     if wav_bytes is not None and wav_bytes[1] < wav_bytes[0]:

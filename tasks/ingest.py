@@ -49,61 +49,98 @@ def hash_files(paths: list[str], *, workers: int) -> list[str | None]:
         return list(pool.map(one, paths))
 
 
-def audio_store_path(workspace: Workspace, sample_rate: int, sha256: str) -> Path:
-    """Decoded mono audio of one file at one analysis rate."""
-    folder = workspace.audio_store / f"{sample_rate}hz"
-    folder.mkdir(exist_ok=True)
-    return folder / f"{sha256}.npy"
+def audio_store_path(workspace: Workspace, audio_key: str, sha256: str) -> Path:
+    """Decoded mono audio of one file under one audio configuration."""
+    return workspace.audio_store(audio_key) / f"{sha256}.npy"
+
+
+def validation_record_path(workspace: Workspace, audio_key: str, sha256: str) -> Path:
+    """What validating one file under one audio configuration found (ok or why not)."""
+    return workspace.audio_store(audio_key) / f"{sha256}.json"
 
 
 def feature_path(workspace: Workspace, feature_key: str, sha256: str) -> Path:
     return workspace.feature_store(feature_key) / f"{sha256}.npz"
 
 
+def batches(items: list, workers: int, *, most: int = 32) -> list[list]:
+    """Consecutive chunks: about four per worker (even load), at most `most` items each.
+
+    One Prefect task run per file costs tens of milliseconds of API and result-store work; per
+    chunk it is spread over the files.
+    """
+    if not items:
+        return []
+    size = max(1, min(most, -(-len(items) // (4 * max(1, workers)))))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _batch_name(verb: str):
+    def name(parameters: dict[str, Any]) -> str:
+        files = parameters.get("paths") or parameters.get("hashes") or []
+        first = Path(str(files[0])).name if files else ""
+        return f"{verb} {first[:40]} (+{len(files) - 1})" if len(files) > 1 else f"{verb} {first}"
+
+    return name
+
+
 @task(
     cache_policy=CACHED,
     persist_result=True,
     retries=2,
     retry_delay_seconds=[1, 5],
-    task_run_name="validate {path}",
+    task_run_name=_batch_name("validate"),
 )
 def validate_audio(
-    path: str, sha256: str | None, config: AudioConfig, workspace: Workspace
-) -> dict[str, Any]:
-    """Decode and check one file; store the decoded mono audio. Never raises for bad audio.
+    paths: list[str], hashes: list[str], config: AudioConfig, workspace: Workspace
+) -> list[dict[str, Any]]:
+    """Decode and check files (content hashes given); store each one's decoded mono audio.
 
-    Returns {status, reason, duration_s, sample_rate, channels}; status is "ok" or "quarantined".
+    Never raises for bad audio. Per file: {status, reason, duration_s, sample_rate, channels,
+    decoded}; status is "ok" or "quarantined", decoded is False when the audio store already
+    had the file (the store is content-addressed, so a file seen before is never decoded again).
     """
-    if sha256 is None:
-        return {
-            "status": "quarantined",
-            "reason": "file not found or unreadable",
-            "duration_s": None,
-            "sample_rate": None,
-            "channels": None,
-        }
+    return [
+        _validate_one(path, sha256, config, workspace)
+        for path, sha256 in zip(paths, hashes, strict=True)
+    ]
+
+
+def _validate_one(path: str, sha256: str, config: AudioConfig, workspace: Workspace) -> dict:
+    record = validation_record_path(workspace, config.key, sha256)
+    if record.exists():
+        return json.loads(record.read_text()) | {"decoded": False}
     try:
         audio = decode_audio(path, config)
     except AudioRejected as rejection:
-        return {
-            "status": "quarantined",
-            "reason": str(rejection),
-            "duration_s": None,
-            "sample_rate": None,
-            "channels": None,
+        check = _quarantined(str(rejection))
+    else:
+        _write_atomically(audio_store_path(workspace, config.key, sha256), audio.samples)
+        check = {
+            "status": "ok",
+            "reason": None,
+            "duration_s": audio.duration_s,
+            "sample_rate": audio.source_sample_rate,
+            "channels": audio.channels,
         }
-    store = audio_store_path(workspace, config.sample_rate, sha256)
-    if not store.exists():
-        tmp = store.with_suffix(".tmp.npy")
-        np.save(tmp, audio.samples)
-        tmp.replace(store)
+    record.write_text(json.dumps(check))
+    return check | {"decoded": True}
+
+
+def _quarantined(reason: str) -> dict[str, Any]:
     return {
-        "status": "ok",
-        "reason": None,
-        "duration_s": audio.duration_s,
-        "sample_rate": audio.source_sample_rate,
-        "channels": audio.channels,
+        "status": "quarantined",
+        "reason": reason,
+        "duration_s": None,
+        "sample_rate": None,
+        "channels": None,
     }
+
+
+def _write_atomically(path: Path, samples: np.ndarray) -> None:
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, samples)
+    tmp.replace(path)  # a killed run never leaves half a file under the final name
 
 
 @task(
@@ -111,19 +148,24 @@ def validate_audio(
     persist_result=True,
     retries=2,
     retry_delay_seconds=[1, 5],
-    task_run_name="features {sha256:.12}",
+    task_run_name=_batch_name("features"),
 )
-def extract_features(sha256: str, config: FeatureConfig, workspace: Workspace) -> str:
-    """Compute the features of one decoded track into the feature store; return the file path.
+def extract_features(
+    hashes: list[str], audio_key: str, config: FeatureConfig, workspace: Workspace
+) -> list[bool]:
+    """Compute the features of decoded tracks into the feature store.
 
-    The store is content-addressed (file hash + feature key), so a file already there is reused
-    even when Prefect's cache was cleared.
+    Returns, per track, whether its features were computed now (False: the content-addressed
+    store had them, e.g. after Prefect's cache was cleared).
     """
-    target = feature_path(workspace, config.key, sha256)
-    if not target.exists():
-        samples = np.load(audio_store_path(workspace, config.sample_rate, sha256))
-        extractor_for(config)(samples).save(target)
-    return str(target)
+    computed = []
+    for sha256 in hashes:
+        target = feature_path(workspace, config.key, sha256)
+        computed.append(not target.exists())
+        if computed[-1]:
+            samples = np.load(audio_store_path(workspace, audio_key, sha256))
+            extractor_for(config)(samples).save(target)
+    return computed
 
 
 def write_feature_manifest(workspace: Workspace, config: FeatureConfig) -> Path:
@@ -139,11 +181,15 @@ def write_feature_manifest(workspace: Workspace, config: FeatureConfig) -> Path:
 
 
 def build_track_table(
-    sources: pl.DataFrame, hashes: list[str | None], results: list[dict[str, Any]]
+    sources: pl.DataFrame, hashes: list[str | None], results: list[dict[str, Any] | None]
 ) -> pl.DataFrame:
-    """One row per audio file found, ok or quarantined, in the order of `sources`."""
+    """One row per audio file found, ok or quarantined, in the order of `sources`.
+
+    A file without a hash (None result) could not be read at all.
+    """
+    unreadable = _quarantined("file not found or unreadable")
     checks = pl.DataFrame(
-        results,
+        [unreadable if result is None else result for result in results],
         schema={
             "status": pl.String,
             "reason": pl.String,

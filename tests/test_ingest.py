@@ -12,6 +12,7 @@ import soundfile as sf
 from flows.ingest import IngestConfig, ingest_flow
 from tasks.audio import AudioConfig
 from tasks.features import FeatureConfig, TrackFeatures
+from tasks.ingest import batches
 
 SR = 22050
 
@@ -163,3 +164,15 @@ def test_audio_and_feature_sample_rates_must_agree(collection: Path, tmp_path: P
             audio=AudioConfig(sample_rate=16000),
             features=FeatureConfig(sample_rate=22050),
         )
+
+
+@pytest.mark.parametrize(
+    ("n_files", "workers", "sizes"),
+    [(0, 2, []), (3, 2, [1, 1, 1]), (36, 2, [5] * 7 + [1]), (1000, 2, [32] * 31 + [8])],
+)
+def test_batches_spread_files_over_workers_and_cap_their_size(
+    n_files: int, workers: int, sizes: list[int]
+) -> None:
+    chunks = batches(list(range(n_files)), workers)
+    assert [len(chunk) for chunk in chunks] == sizes
+    assert [item for chunk in chunks for item in chunk] == list(range(n_files))
