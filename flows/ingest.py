@@ -25,9 +25,8 @@ from tasks.ingest import (
     batches,
     build_track_table,
     dataset_fingerprint,
-    extract_features,
     hash_files,
-    validate_audio,
+    process_audio,
     write_feature_manifest,
 )
 from tasks.workspace import Workspace
@@ -118,30 +117,25 @@ def _ingest(config: IngestConfig, workers: int, started: float, logger) -> Inges
     paths = sources["path"].to_list()
     hashes = hash_files(paths, workers=workers)
 
-    # Each content is decoded once, however many paths hold it; in batches of files per task run.
+    # Each content is processed once, however many paths hold it; in batches of files per task
+    # run, so that the per-run cost of Prefect's API and result store is spread over the files.
     first_path = {}
     for path, sha256 in zip(paths, hashes, strict=True):
         if sha256 is not None:
             first_path.setdefault(sha256, path)
-    validation = [
-        validate_audio.submit([first_path[h] for h in chunk], chunk, config.audio, workspace)
+    runs = [
+        process_audio.submit(
+            [first_path[h] for h in chunk], chunk, config.audio, config.features, workspace
+        )
         for chunk in batches(list(first_path), workers)
     ]
-    checked = _progress(logger, "validated", validation, len(first_path))
-    checks = [check for batch in checked for check in batch]
-    by_content = dict(zip(first_path, checks, strict=True))
+    processed = _progress(logger, "validated and featurized", runs, len(first_path))
+    by_content = dict(zip(first_path, (f for batch in processed for f in batch), strict=True))
     tracks = build_track_table(sources, hashes, [by_content.get(h) for h in hashes])
     ok = tracks.filter(pl.col("status") == "ok")
-
-    unique_ok = ok.unique("sha256", keep="first", maintain_order=True)["sha256"].to_list()
-    features = [
-        extract_features.submit(chunk, config.audio.key, config.features, workspace)
-        for chunk in batches(unique_ok, workers)
-    ]
-    computed = _progress(logger, "features", features, len(unique_ok))
     write_feature_manifest(workspace, config.features)
-    validated_now = _done_now(validation, [[c["decoded"] for c in batch] for batch in checked])
-    featurized_now = _done_now(features, computed)
+    validated_now = _done_now(runs, [[f["decoded"] for f in batch] for batch in processed])
+    featurized_now = _done_now(runs, [[f["featurized"] for f in batch] for batch in processed])
 
     fingerprint = dataset_fingerprint(tracks)
     tracks.write_parquet(workspace.tracks_table)

@@ -49,14 +49,9 @@ def hash_files(paths: list[str], *, workers: int) -> list[str | None]:
         return list(pool.map(one, paths))
 
 
-def audio_store_path(workspace: Workspace, audio_key: str, sha256: str) -> Path:
-    """Decoded mono audio of one file under one audio configuration."""
-    return workspace.audio_store(audio_key) / f"{sha256}.npy"
-
-
 def validation_record_path(workspace: Workspace, audio_key: str, sha256: str) -> Path:
     """What validating one file under one audio configuration found (ok or why not)."""
-    return workspace.audio_store(audio_key) / f"{sha256}.json"
+    return workspace.validation_store(audio_key) / f"{sha256}.json"
 
 
 def feature_path(workspace: Workspace, feature_key: str, sha256: str) -> Path:
@@ -64,24 +59,21 @@ def feature_path(workspace: Workspace, feature_key: str, sha256: str) -> Path:
 
 
 def batches(items: list, workers: int, *, most: int = 32) -> list[list]:
-    """Consecutive chunks: about four per worker (even load), at most `most` items each.
+    """Consecutive chunks: two per worker (a fair split of the load), at most `most` items each.
 
     One Prefect task run per file costs tens of milliseconds of API and result-store work; per
     chunk it is spread over the files.
     """
     if not items:
         return []
-    size = max(1, min(most, -(-len(items) // (4 * max(1, workers)))))
+    size = max(1, min(most, -(-len(items) // (2 * max(1, workers)))))
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _batch_name(verb: str):
-    def name(parameters: dict[str, Any]) -> str:
-        files = parameters.get("paths") or parameters.get("hashes") or []
-        first = Path(str(files[0])).name if files else ""
-        return f"{verb} {first[:40]} (+{len(files) - 1})" if len(files) > 1 else f"{verb} {first}"
-
-    return name
+def _batch_run_name(parameters: dict[str, Any]) -> str:
+    paths = parameters.get("paths") or [""]
+    more = f" (+{len(paths) - 1})" if len(paths) > 1 else ""
+    return f"audio {Path(paths[0]).name[:40]}{more}"
 
 
 @task(
@@ -89,45 +81,66 @@ def _batch_name(verb: str):
     persist_result=True,
     retries=2,
     retry_delay_seconds=[1, 5],
-    task_run_name=_batch_name("validate"),
+    task_run_name=_batch_run_name,
 )
-def validate_audio(
-    paths: list[str], hashes: list[str], config: AudioConfig, workspace: Workspace
+def process_audio(
+    paths: list[str],
+    hashes: list[str],
+    audio: AudioConfig,
+    features: FeatureConfig,
+    workspace: Workspace,
 ) -> list[dict[str, Any]]:
-    """Decode and check files (content hashes given); store each one's decoded mono audio.
+    """Validate files (quarantining bad ones) and store the features of the good ones.
 
     Never raises for bad audio. Per file: {status, reason, duration_s, sample_rate, channels,
-    decoded}; status is "ok" or "quarantined", decoded is False when the audio store already
-    had the file (the store is content-addressed, so a file seen before is never decoded again).
+    decoded, featurized}: status is "ok" or "quarantined"; decoded and featurized tell whether
+    this call validated the file and computed its features, or found them in the
+    content-addressed stores (validation records per audio configuration, features per feature
+    configuration), so a file seen before is not decoded again unless its features are missing.
+    A file is decoded once for both: decoded audio is not kept on disk (2.6 MB per 30 s track).
     """
     return [
-        _validate_one(path, sha256, config, workspace)
+        _process_one(path, sha256, audio, features, workspace)
         for path, sha256 in zip(paths, hashes, strict=True)
     ]
 
 
-def _validate_one(path: str, sha256: str, config: AudioConfig, workspace: Workspace) -> dict:
-    record = validation_record_path(workspace, config.key, sha256)
-    if record.exists():
-        return json.loads(record.read_text()) | {"decoded": False}
+def _process_one(
+    path: str, sha256: str, audio: AudioConfig, features: FeatureConfig, workspace: Workspace
+) -> dict[str, Any]:
+    record = validation_record_path(workspace, audio.key, sha256)
+    samples = None
+    decoded = not record.exists()
+    if decoded:
+        check, samples = _validate(path, audio)
+        _write_text_atomically(record, json.dumps(check))
+    else:
+        check = json.loads(record.read_text())
+    target = feature_path(workspace, features.key, sha256)
+    featurized = check["status"] == "ok" and not target.exists()
+    if featurized:
+        if samples is None:
+            samples = decode_audio(path, audio).samples
+        extractor_for(features)(samples).save(target)
+    return check | {"decoded": decoded, "featurized": featurized}
+
+
+def _validate(path: str, config: AudioConfig) -> tuple[dict[str, Any], np.ndarray | None]:
     try:
         audio = decode_audio(path, config)
     except AudioRejected as rejection:
-        check = _quarantined(str(rejection))
-    else:
-        _write_atomically(audio_store_path(workspace, config.key, sha256), audio.samples)
-        check = {
-            "status": "ok",
-            "reason": None,
-            "duration_s": audio.duration_s,
-            "sample_rate": audio.source_sample_rate,
-            "channels": audio.channels,
-        }
-    record.write_text(json.dumps(check))
-    return check | {"decoded": True}
+        return quarantined(str(rejection)), None
+    check = {
+        "status": "ok",
+        "reason": None,
+        "duration_s": audio.duration_s,
+        "sample_rate": audio.source_sample_rate,
+        "channels": audio.channels,
+    }
+    return check, audio.samples
 
 
-def _quarantined(reason: str) -> dict[str, Any]:
+def quarantined(reason: str) -> dict[str, Any]:
     return {
         "status": "quarantined",
         "reason": reason,
@@ -137,35 +150,10 @@ def _quarantined(reason: str) -> dict[str, Any]:
     }
 
 
-def _write_atomically(path: Path, samples: np.ndarray) -> None:
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, samples)
-    tmp.replace(path)  # a killed run never leaves half a file under the final name
-
-
-@task(
-    cache_policy=CACHED,
-    persist_result=True,
-    retries=2,
-    retry_delay_seconds=[1, 5],
-    task_run_name=_batch_name("features"),
-)
-def extract_features(
-    hashes: list[str], audio_key: str, config: FeatureConfig, workspace: Workspace
-) -> list[bool]:
-    """Compute the features of decoded tracks into the feature store.
-
-    Returns, per track, whether its features were computed now (False: the content-addressed
-    store had them, e.g. after Prefect's cache was cleared).
-    """
-    computed = []
-    for sha256 in hashes:
-        target = feature_path(workspace, config.key, sha256)
-        computed.append(not target.exists())
-        if computed[-1]:
-            samples = np.load(audio_store_path(workspace, audio_key, sha256))
-            extractor_for(config)(samples).save(target)
-    return computed
+def _write_text_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)  # a killed run never leaves half a record under the final name
 
 
 def write_feature_manifest(workspace: Workspace, config: FeatureConfig) -> Path:
@@ -187,7 +175,7 @@ def build_track_table(
 
     A file without a hash (None result) could not be read at all.
     """
-    unreadable = _quarantined("file not found or unreadable")
+    unreadable = quarantined("file not found or unreadable")
     checks = pl.DataFrame(
         [unreadable if result is None else result for result in results],
         schema={

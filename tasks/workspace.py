@@ -54,10 +54,9 @@ class Workspace(BaseModel):
     def fingerprint_file(self) -> Path:
         return self.root / "fingerprint.json"
 
-    def audio_store(self, audio_key: str) -> Path:
-        """Decoded mono audio (`<sha256>.npy`) and validation records (`<sha256>.json`) of one
-        audio configuration."""
-        return self._dir("store", "audio", audio_key)
+    def validation_store(self, audio_key: str) -> Path:
+        """What validation found per file (`<sha256>.json`) under one audio configuration."""
+        return self._dir("store", "validation", audio_key)
 
     def feature_store(self, feature_key: str) -> Path:
         """Features of one feature configuration, one `<sha256>.npz` per file."""
