@@ -615,17 +615,40 @@ def _ratio_rows(costs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         "ours_warm": "existing DBs, own temporary server",
         "ours_serve": "serve running",
     }
+
+    def per_clip(c: dict[str, Any]) -> float:
+        """Wall seconds per clip, never below CPU seconds per clip / cores.
+
+        At small sizes a run's fixed part holds idle waits (the temporary server booting, Prefect
+        flushing logs and events at the end) that absorb some of the added clips' work, so the
+        wall fit can come out below what the CPU time allows; the CPU bound is then the honest
+        figure.
+        """
+        return max(c["marginal_s"], c["cpu_marginal_s"] / cores)
+
+    def trusted(c: dict[str, Any]) -> bool:
+        floor_used = c["cpu_marginal_s"] / cores >= c["marginal_s"]
+        return c["cpu_fit"] == "ok" and (c["wall_fit"] == "ok" or floor_used)
+
     rows = []
     for side in (s for s in CLI_SIDES if s in costs):
         c = costs[side]
-        ratio = librosa["marginal_s"] / c["marginal_s"]
-        trusted = librosa["wall_fit"] == c["wall_fit"] == "ok"
+        ratio = per_clip(librosa) / per_clip(c)
         rows.append(
             (
-                f"per clip, wall: librosa / {side}",
+                f"per clip, wall (>= CPU / {cores} cores): librosa / {side}",
                 ratio,
                 speed,
-                str(ratio >= TARGET_SPEEDUP) if trusted else "unknown: noisy fit",
+                str(ratio >= TARGET_SPEEDUP)
+                if trusted(c) and trusted(librosa)
+                else "unknown: noisy fit",
+            )
+        )
+    for side in (s for s in CLI_SIDES if s in costs):
+        rows.append(
+            (
+                f"per clip, wall fit alone: librosa / {side}",
+                librosa["marginal_s"] / costs[side]["marginal_s"],
             )
         )
     for side in (s for s in CLI_SIDES if s in costs):

@@ -1,7 +1,9 @@
-"""Ingest flow: find audio -> hash -> validate and decode (quarantine bad files) -> features.
+"""Ingest flow: find audio -> hash -> per batch of files: decode, validate (quarantine bad files)
+and extract features -> track table.
 
-Writes `tracks.parquet`, `quarantine.csv` and `fingerprint.json` to the work directory and the
-features to its content-addressed store; logs the run to MLflow (experiment "ingest").
+Writes `tracks.parquet`, `quarantine.csv` and `fingerprint.json` to the work directory, and
+validation records and features to its content-addressed stores; logs the run to MLflow
+(experiment "ingest").
 """
 
 from __future__ import annotations
