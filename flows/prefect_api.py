@@ -83,9 +83,15 @@ def _user_may_have_configured_an_api() -> bool:
     if os.environ.get("PREFECT_API_URL"):
         return True
     profiles = Path(os.environ.get("PREFECT_PROFILES_PATH", prefect_home() / "profiles.toml"))
-    files = [profiles, Path("prefect.toml"), Path(".env")]
+    markers = {
+        profiles: "PREFECT_API_URL",
+        Path(".env"): "PREFECT_API_URL",
+        Path("prefect.toml"): "[api]",
+        Path("pyproject.toml"): "[tool.prefect.api]",
+    }
     return any(
-        path.is_file() and "api" in path.read_text(errors="replace").lower() for path in files
+        path.is_file() and marker in path.read_text(errors="replace")
+        for path, marker in markers.items()
     )
 
 
