@@ -29,6 +29,7 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
+	@mkdir -p "$(PREFECT_HOME)"  # Prefect creates only the last folder of its home
 
 run: install
 	$(BIN)/python -m flows run $(DATA) --workdir $(WORKDIR) --profile $(PROFILE)
