@@ -229,5 +229,11 @@ def connected() -> Iterator[str | None]:
     if api_url is None:
         _early_server = _early_server or TemporaryServer().launch()
         api_url = _early_server.wait_ready(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        yield api_url
+    # The settings context reaches the flow and its task threads; the environment also reaches
+    # threads started without a context (Optuna's) and child processes (a local Dask cluster).
+    os.environ["PREFECT_API_URL"] = api_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            yield api_url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
