@@ -54,7 +54,9 @@ def _user_errors():
 def _run(flow, *args):
     """Call a flow against the Prefect API chosen for this process (`flows.prefect_api`)."""
     from flows import prefect_api
+    from registry.tracking import open_store_in_background
 
+    open_store_in_background()  # while Prefect creates the flow run and the flow starts
     with prefect_api.connected():
         return flow(*args)
 

@@ -6,10 +6,12 @@ tasks in worker threads, so relying on it would log to the wrong run or to none.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,11 +33,31 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+# The first client of a process opens the store (for SQLite: engine, schema check, migrations on a
+# new file); one at a time, so that a warm-up and a flow never migrate one database together.
+_opening = threading.Lock()
+
+
 def client() -> MlflowClient:
     uri = tracking_uri()
-    if mlflow.get_tracking_uri() != uri:
-        mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    with _opening:
+        if mlflow.get_tracking_uri() != uri:
+            mlflow.set_tracking_uri(uri)
+        return MlflowClient(tracking_uri=uri)
+
+
+def open_store_in_background() -> None:
+    """Open the tracking store on a daemon thread while the caller goes on.
+
+    Opening a SQLite store costs 0.5-1 s (3 s or more when a new file is migrated); a command
+    line run would otherwise wait for it when the flow logs its first run.
+    """
+
+    def open_store() -> None:
+        with contextlib.suppress(Exception):  # a real problem surfaces at the flow's own call
+            client().get_experiment_by_name("Default")
+
+    threading.Thread(target=open_store, name="mlflow-open-store", daemon=True).start()
 
 
 def experiment_id(name: str) -> str:
