@@ -664,6 +664,8 @@ def _ratio_rows(costs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         c = costs[side]
         if c["wall_fit"] == "ok":
             verdict = str(c["startup_s"] <= TARGET_STARTUP_S)
+        elif c["wall_small_s"] <= TARGET_STARTUP_S:
+            verdict = "True (the whole small run is shorter)"
         elif c["cpu_startup_s"] / cores > TARGET_STARTUP_S:
             verdict = "False (CPU alone exceeds it)"
         else:
