@@ -37,14 +37,19 @@ def prefect_home() -> Path:
     return Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
 
 
-def healthy(api_url: str, timeout_s: float = 1.0) -> bool:
-    if not api_url.startswith(("http://", "https://")):
+def answers(url: str, timeout_s: float = 1.0) -> bool:
+    """Whether an http(s) URL answers 200 within `timeout_s`."""
+    if not url.startswith(("http://", "https://")):
         return False
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout_s) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
             return response.status == 200
-    except OSError:
+    except OSError:  # refused, reset, timed out, HTTP errors (URLError is an OSError)
         return False
+
+
+def healthy(api_url: str, timeout_s: float = 1.0) -> bool:
+    return answers(f"{api_url}/health", timeout_s)
 
 
 # ----------------------------------------------------------------------------------------------

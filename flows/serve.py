@@ -24,8 +24,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +33,7 @@ from urllib.parse import urlparse
 import psutil
 import yaml
 
-from flows.prefect_api import remove_serve_record, write_serve_record
+from flows.prefect_api import answers, remove_serve_record, write_serve_record
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORK_POOL = "local"
@@ -133,12 +131,8 @@ def wait_until_healthy(
                 f"{name} exited with code {process.returncode} while starting; "
                 f"its log ({log}) ends with:\n{log_tail(log)}"
             )
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own URL
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            pass
+        if answers(url, timeout_s=5):
+            return
         time.sleep(0.5)
     raise ServeError(
         f"{name} did not answer {url} within {timeout_s:.0f} s; "
