@@ -60,6 +60,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.tables import print_table  # noqa: E402  (needs the repo root on sys.path)
+
 SIDES = ("librosa", "core", "ours", "ours_warm", "ours_serve")
 # Sides that run the command a user types, `python -m flows ingest DATA --workdir W`.
 CLI_SIDES = ("ours", "ours_warm", "ours_serve")
@@ -583,23 +585,6 @@ def core_matches_flow(core: dict[str, dict[str, Any]], flow: dict[str, dict[str,
     return worst
 
 
-def _print_table(title: str, table: Any) -> None:
-    import polars as pl
-
-    print(f"\n{title}")
-    with pl.Config(
-        tbl_hide_column_data_types=True,
-        tbl_hide_dataframe_shape=True,
-        tbl_formatting="ASCII_MARKDOWN",
-        tbl_rows=100,
-        tbl_cols=20,
-        tbl_width_chars=200,
-        fmt_str_lengths=80,
-        float_precision=3,
-    ):
-        print(table)
-
-
 def _ratio_rows(costs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The headline comparisons; `met` is given where the issue states a target.
 
@@ -716,9 +701,10 @@ def report(measurements: list[Measurement], n_small: int, n_big: int) -> dict[st
             for m in measurements
         ]
     )
-    _print_table(
+    print_table(
         "Runs (each a fresh subprocess; wall = launch .. reaped = launch + import + work + exit)",
         runs,
+        float_precision=3,
     )
 
     costs = fit_costs(measurements, n_small, n_big)
@@ -739,13 +725,14 @@ def report(measurements: list[Measurement], n_small: int, n_big: int) -> dict[st
             for side, c in costs.items()
         ]
     )
-    _print_table(
+    print_table(
         f"Cost model: wall = startup + clips * marginal (fit from {n_small} and {n_big} clips, "
         "fastest run of each)",
         per_side,
+        float_precision=3,
     )
     ratios = pl.DataFrame(_ratio_rows(costs))
-    _print_table("Ratios", ratios)
+    print_table("Ratios", ratios, float_precision=3)
     unreliable = [side for side, c in costs.items() if c["wall_fit"] != "ok"]
     loads = [m.load_average for m in measurements]
     print(
@@ -765,10 +752,11 @@ def report(measurements: list[Measurement], n_small: int, n_big: int) -> dict[st
     core_tracks = next((m.tracks for m in big_runs if m.side == "core"), {})
     librosa_tracks = next(m.tracks for m in big_runs if m.side == "librosa")
     errors, tempo_acc1, tempo_acc2 = compare_features(flow_tracks, librosa_tracks)
-    _print_table(
+    print_table(
         f"Features of the flow vs librosa on the {n_big} clips "
         "(relative error; vectors compared as L2 norms)",
         errors,
+        float_precision=3,
     )
     flow_vs_core = core_matches_flow(core_tracks, flow_tracks)
     print(

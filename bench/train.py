@@ -53,6 +53,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.tables import print_table  # noqa: E402  (needs the repo root on sys.path)
+
 MODELS = ("ae", "mlp_vae", "conv_vae", "beta_vae", "cvae", "vade", "multimodal_vae")
 DEMO_SEED = 0
 
@@ -150,21 +152,13 @@ def train_one(
     """
     started = time.perf_counter()
     import numpy as np
-    import polars as pl
     import torch
 
     if threads:
         torch.set_num_threads(threads)
 
-    from models.zoo import build_model, model_class
-    from tasks.representation import ModelSpec, side_information
-    from tasks.training import TrainConfig, seed_everything, train_model
-    from tasks.training_data import (
-        CropBatches,
-        gather_crops,
-        normalization_statistics,
-        split_tracks,
-    )
+    from tasks.representation import ModelSpec, prepare_training
+    from tasks.training import TrainConfig, train_model
     from tasks.workspace import Workspace
 
     imported = time.perf_counter()
@@ -178,49 +172,16 @@ def train_one(
         device="cpu",
     )
     spec = ModelSpec(model=model_name, train=config)
-    model_cls = model_class(model_name)
-    workspace = Workspace.open(workdir)
-    tracks = (
-        pl.read_parquet(workspace.tracks_table)
-        .filter(pl.col("status") == "ok")
-        .unique("track_id", keep="first")
-        .sort("track_id")
-    )
-    arrays = gather_crops(
-        workspace,
-        feature_key,
-        tracks["track_id"].to_list(),
-        tracks["sha256"].to_list(),
-        model_cls.input_kind,
-    )
-    side, vocabulary = side_information(model_cls, spec, workspace, tracks)
-    seed_everything(seed)
-    device = torch.device("cpu")
-    train_tracks, val_tracks = split_tracks(tracks.height, config.validation_fraction, seed)
-    train = CropBatches(
-        arrays, train_tracks, side, batch_size=batch_size, shuffle=True, device=device, seed=seed
-    )
-    validation = CropBatches(
-        arrays, val_tracks, side, batch_size=batch_size, shuffle=False, device=device, seed=seed
-    )
-    lyrics_dim = side.lyrics.shape[1] if side.lyrics is not None else 0
-    model = build_model(
-        model_name,
-        input_shape=tuple(arrays.x.shape[1:]),
-        n_conditions=len(vocabulary),
-        lyrics_dim=lyrics_dim,
-    )
-    mean, std = normalization_statistics(arrays.x, train.rows, model_cls.input_kind)
-    model.set_input_normalization(mean, std)
-    if side.lyrics is not None and side.lyrics_mask.any():
-        with_lyrics = side.lyrics[side.lyrics_mask]
-        model.set_lyrics_normalization(with_lyrics.mean(axis=0), with_lyrics.std(axis=0))
+    # Exactly as the training task prepares it (tasks.representation.prepare_training).
+    ready = prepare_training(spec, Workspace.open(workdir), feature_key)
+    model, arrays = ready.model, ready.arrays
+    train, validation = ready.batches["train"], ready.batches["val"]
     prepared = time.perf_counter()
 
     rss_before_kib = _proc_status_kib("VmRSS")
     peak_was_reset = _reset_peak_rss()
     training_started = time.perf_counter()
-    outcome = train_model(model, train, validation if len(val_tracks) else None, config)
+    outcome = train_model(model, train, validation if len(ready.val_tracks) else None, config)
     wall = time.perf_counter() - training_started
     peak_kib = _proc_status_kib("VmHWM")
 
@@ -297,21 +258,6 @@ def _run_worker(
         print(log_path.read_text()[-4000:], file=sys.stderr)
         raise RuntimeError(f"{label} failed with exit code {completed.returncode} ({log_path})")
     return json.loads(result_file.read_text())
-
-
-def _print_table(title: str, table: Any) -> None:
-    import polars as pl
-
-    print(f"\n{title}")
-    with pl.Config(
-        tbl_hide_column_data_types=True,
-        tbl_hide_dataframe_shape=True,
-        tbl_formatting="ASCII_MARKDOWN",
-        tbl_rows=100,
-        tbl_cols=20,
-        tbl_width_chars=200,
-    ):
-        print(table)
 
 
 def _significant(value: float, digits: int = 4) -> float:
@@ -485,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
         load_after = os.getloadavg()
         table = summary_table(results, args.baseline)
-        _print_table(
+        print_table(
             f"Training on the CPU (batch {args.batch_size}, {args.epochs} epochs, median epoch; "
             f"fastest of {args.repeats} repeat(s); OMP_WAIT_POLICY "
             f"{results[0]['omp_wait_policy']}); load average {load_before[0]:.1f} before, "

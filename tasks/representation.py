@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +43,7 @@ from tasks.training import (
     train_model,
 )
 from tasks.training_data import (
+    CropArrays,
     CropBatches,
     TrackSideInformation,
     gather_crops,
@@ -190,18 +192,24 @@ def _training_plots(
     return paths
 
 
-def train_and_encode(
-    spec: ModelSpec,
-    workspace: Workspace,
-    feature_key: str,
-    fingerprint: str,
-    *,
-    experiment: str = "training",
-    parent_run_id: str | None = None,
-    register: bool = True,
-    on_epoch: EpochCallback | None = None,
-) -> TrainOutput:
-    """Train `spec.model` on the ok tracks of the work dir, encode all tracks, log to MLflow."""
+@dataclass
+class PreparedTraining:
+    """A model ready to train: built, normalised on its training crops, with its batches."""
+
+    model: RepresentationModel
+    tracks: pl.DataFrame  # the usable tracks, in latent order
+    arrays: CropArrays
+    side: TrackSideInformation
+    vocabulary: list[str]  # condition classes (empty for unconditioned models)
+    batches: dict[str, CropBatches]  # "train", "val" and "all" tracks
+    train_tracks: np.ndarray
+    val_tracks: np.ndarray
+    device: torch.device
+
+
+def prepare_training(spec: ModelSpec, workspace: Workspace, feature_key: str) -> PreparedTraining:
+    """Crops and side information of the ok tracks, the track split, batches, and the model with
+    input (and lyrics) normalisation from the training tracks alone."""
     model_cls = model_class(spec.model)
     tracks = usable_tracks(workspace)
     arrays = gather_crops(
@@ -233,21 +241,50 @@ def train_and_encode(
             ("all", np.arange(tracks.height)),
         )
     }
-    x = arrays.x
-    input_shape = tuple(x.shape[1:])
-    lyrics_dim = side.lyrics.shape[1] if side.lyrics is not None else 0
     model = build_model(
         spec.model,
-        input_shape=input_shape,
+        input_shape=tuple(arrays.x.shape[1:]),
         overrides=spec.overrides,
         n_conditions=len(vocabulary),
-        lyrics_dim=lyrics_dim,
+        lyrics_dim=side.lyrics.shape[1] if side.lyrics is not None else 0,
     )
-    mean, std = normalization_statistics(x, batches["train"].rows, model_cls.input_kind)
+    mean, std = normalization_statistics(arrays.x, batches["train"].rows, model_cls.input_kind)
     model.set_input_normalization(mean, std)
     if side.lyrics is not None and side.lyrics_mask.any():
         with_lyrics = side.lyrics[side.lyrics_mask]
         model.set_lyrics_normalization(with_lyrics.mean(axis=0), with_lyrics.std(axis=0))
+    return PreparedTraining(
+        model=model,
+        tracks=tracks,
+        arrays=arrays,
+        side=side,
+        vocabulary=vocabulary,
+        batches=batches,
+        train_tracks=train_tracks,
+        val_tracks=val_tracks,
+        device=device,
+    )
+
+
+def train_and_encode(
+    spec: ModelSpec,
+    workspace: Workspace,
+    feature_key: str,
+    fingerprint: str,
+    *,
+    experiment: str = "training",
+    parent_run_id: str | None = None,
+    register: bool = True,
+    on_epoch: EpochCallback | None = None,
+) -> TrainOutput:
+    """Train `spec.model` on the ok tracks of the work dir, encode all tracks, log to MLflow."""
+    prepared = prepare_training(spec, workspace, feature_key)
+    model, tracks, arrays, side = prepared.model, prepared.tracks, prepared.arrays, prepared.side
+    vocabulary, batches, device = prepared.vocabulary, prepared.batches, prepared.device
+    train_tracks, val_tracks = prepared.train_tracks, prepared.val_tracks
+    model_cls = model_class(spec.model)
+    input_shape = tuple(arrays.x.shape[1:])
+    lyrics_dim = side.lyrics.shape[1] if side.lyrics is not None else 0
 
     tags = {
         "method": spec.model,
@@ -340,7 +377,7 @@ def train_and_encode(
 
         model = model.cpu().eval()
         encoder = LatentEncoder(model, default_condition=most_common)
-        example = np.array(x[:2], dtype=np.float32)
+        example = np.array(arrays.x[:2], dtype=np.float32)
         with torch.no_grad():
             output_example = encoder(torch.from_numpy(example)).numpy()
         model_uri = log_torch_model(
