@@ -230,7 +230,7 @@ def connected() -> Iterator[str | None]:
             _early_server = None
         yield configured
         return
-    api_url = running_serve_api()
+    api_url = None if _early_server else running_serve_api()  # decided at launch
     if api_url is None:
         _early_server = _early_server or TemporaryServer().launch()
         api_url = _early_server.wait_ready(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())

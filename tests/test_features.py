@@ -10,6 +10,7 @@ import torch
 from tasks.features import (
     FeatureConfig,
     FeatureExtractor,
+    _extreme_means,
     _zcr_and_rms,
     chroma_filters,
     summary_feature_names,
@@ -108,3 +109,13 @@ def test_spectral_contrast_matches_librosa_in_every_band(features, clip) -> None
     ours = [f.track_stats[names.index(f"contrast{band}_mean")] for band in range(7)]
     reference = librosa.feature.spectral_contrast(y=clip, sr=SR).mean(axis=1)
     np.testing.assert_allclose(ours, reference, rtol=0.02)
+
+
+@pytest.mark.parametrize(("bins", "n"), [(19, 1), (75, 2), (150, 3), (298, 6), (430, 9), (20, 9)])
+def test_block_pruned_extremes_equal_a_full_search(bins: int, n: int) -> None:
+    generator = torch.Generator().manual_seed(bins)
+    band = torch.rand(300, bins, generator=generator)
+    band[::7, : bins // 2] = 0.5  # ties across blocks
+    valley, peak = _extreme_means(band, n)
+    torch.testing.assert_close(valley, band.topk(n, dim=1, largest=False).values.mean(dim=1))
+    torch.testing.assert_close(peak, band.topk(n, dim=1).values.mean(dim=1))

@@ -70,7 +70,20 @@ def test_a_cli_run_without_a_server_starts_its_own_and_stops_it(
     assert "2 tracks ok, 0 quarantined" in result.stdout
     assert (tmp_path / "work" / "tracks.parquet").exists()
     assert (home / "prefect.db").exists()  # the temporary server kept its runs in PREFECT_HOME
+    # Ours, launched early: Prefect's own temporary server (which says so) never started.
+    assert "Starting temporary server" not in result.stdout + result.stderr
     assert _servers_with_home(home) == []
+
+
+def test_exit_codes_survive_the_fast_exit(tmp_path: Path, repo_root: Path) -> None:
+    mistake = _cli(
+        ["ingest", str(tmp_path / "missing")], home=tmp_path, cwd=tmp_path, repo_root=repo_root
+    )
+    assert mistake.returncode == 2
+    assert mistake.stderr.strip().splitlines()[-1].startswith("error: data: data not found")
+    unknown = _cli(["no-such-command"], home=tmp_path, cwd=tmp_path, repo_root=repo_root)
+    assert unknown.returncode == 2
+    assert _cli(["--help"], home=tmp_path, cwd=tmp_path, repo_root=repo_root).returncode == 0
 
 
 def test_a_cli_run_uses_the_server_of_a_running_serve(
