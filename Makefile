@@ -2,29 +2,29 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1sum | cut -c1-12)
 DATA ?=
 WORKDIR ?= workdir
 PROFILE ?= quick
-HOST ?= 127.0.0.1
-PREFECT_PORT ?= 4200
-MLFLOW_PORT ?= 5000
+# `make serve HOST=... PREFECT_PORT=... MLFLOW_PORT=...`; unset = the command's own defaults.
+HOST ?=
+PREFECT_PORT ?=
+MLFLOW_PORT ?=
 
-# Project state (Prefect's SQLite database and results) lives in the repo, not in ~.
+# Project state (Prefect's SQLite database and results) lives in the repo, not in ~. Other
+# process defaults (OMP_WAIT_POLICY, Prefect's start-up timeout, ...) are applied by every entry
+# point from flows/runtime/environment.py.
 export PREFECT_HOME ?= $(CURDIR)/.state/prefect
-export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
-export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
-export PYTHONPATH := $(CURDIR)
-export OMP_WAIT_POLICY ?= PASSIVE
 # `python` in MLproject commands and Prefect workers is the project's venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install run test lint bench serve clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m pip check
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -46,7 +46,8 @@ bench: install
 	$(BIN)/python bench/train.py
 
 serve: install
-	$(BIN)/python -m flows serve --host $(HOST) --prefect-port $(PREFECT_PORT) --mlflow-port $(MLFLOW_PORT)
+	$(BIN)/python -m flows serve $(if $(HOST),--host $(HOST)) \
+		$(if $(PREFECT_PORT),--prefect-port $(PREFECT_PORT)) $(if $(MLFLOW_PORT),--mlflow-port $(MLFLOW_PORT))
 
 clean:
 	rm -rf $(WORKDIR) .state mlflow.db mlartifacts mlruns

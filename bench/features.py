@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/features.py [--small 12 --big 36] [--repeats 2] [--save results.json]
 
-Clips are what users' collections hold: demo tracks from `tasks.demo_data` resampled to 44.1 kHz,
+Clips are what users' collections hold: demo tracks from `tasks.demo` resampled to 44.1
+kHz,
 made stereo with slightly different channels, and written as OGG Vorbis into a temporary folder.
 Four contenders run on a small and a big set, each in its own subprocess (fresh interpreter):
 
@@ -105,7 +106,7 @@ def make_clips(root: Path, *, n_small: int, n_big: int, seed: int) -> tuple[Path
     import soundfile as sf
     from scipy import signal
 
-    from tasks.demo_data import generate_demo_dataset
+    from tasks.demo import generate_demo_dataset
 
     demo = generate_demo_dataset(root / "demo", tracks=n_big, seed=seed)
     order = pl.read_csv(demo.metadata_csv)["track_id"].to_list()
@@ -237,8 +238,8 @@ def run_core(data: Path, out_dir: Path) -> dict[str, Any]:
     started = time.perf_counter()
     import torch
 
-    from tasks.audio import AudioConfig, decode_audio
-    from tasks.features import FeatureConfig, extractor_for, summary_feature_names
+    from tasks.audio.decoding import AudioConfig, decode_audio
+    from tasks.audio.features import FeatureConfig, extractor_for, summary_feature_names
 
     imported = time.perf_counter()
     # One core, as the librosa loop; torch's two intra-op threads also spin-wait badly when
@@ -262,9 +263,9 @@ def collect_cli_result(workdir: Path) -> dict[str, Any]:
     """The summaries a CLI ingest stored (read after its timing ended)."""
     import polars as pl
 
-    from tasks.features import FeatureConfig, summary_feature_names
-    from tasks.ingest import load_track_features
-    from tasks.workspace import Workspace
+    from tasks.audio.features import FeatureConfig, summary_feature_names
+    from tasks.audio.ingest import load_track_features
+    from tasks.core.workspace import Workspace
 
     workspace = Workspace.open(workdir)
     table = pl.read_parquet(workspace.tracks_table)
@@ -282,6 +283,14 @@ def collect_cli_result(workdir: Path) -> dict[str, Any]:
 WORKERS = {"librosa": run_librosa, "core": run_core}
 
 
+def _environment(stores: Path, **settings: str) -> dict[str, str]:
+    """A subprocess's environment: no Prefect settings of this shell (each side gets its own
+    server or serve's), MLflow on `stores/mlflow.db`, then `settings`. No PYTHONPATH: the
+    project is installed (`pip install -e .`), as for a user."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    return env | {"MLFLOW_TRACKING_URI": f"sqlite:///{stores / 'mlflow.db'}", **settings}
+
+
 def serve_state(scratch: Path) -> Path:
     return scratch / "serve_state"
 
@@ -292,11 +301,7 @@ def running_serve(scratch: Path) -> Iterator[None]:
     state = serve_state(scratch)
     stores = scratch / "warm_stores"
     stores.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env |= {
-        "PYTHONPATH": str(REPO_ROOT),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{stores / 'mlflow.db'}",
-    }
+    env = _environment(stores)
     ports = ["--prefect-port", str(_free_port()), "--mlflow-port", str(_free_port())]
     with open(scratch / "serve.log", "w") as log:
         process = subprocess.Popen(
@@ -407,12 +412,7 @@ def measure(side: str, data: Path, scratch: Path, repeat: int | str) -> Measurem
     # ours_serve shares the PREFECT_HOME of the running serve, where its record is.
     prefect_home = serve_state(scratch) / "prefect" if side == "ours_serve" else stores / "prefect"
     prefect_home.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env |= {
-        "PYTHONPATH": str(REPO_ROOT),
-        "PREFECT_HOME": str(prefect_home),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{stores / 'mlflow.db'}",
-    }
+    env = _environment(stores, PREFECT_HOME=str(prefect_home))
     if side in CLI_SIDES:
         workdir = run_dir / "workdir"
         command = [sys.executable, "-m", "flows", "ingest", str(data), "--workdir", str(workdir)]
@@ -477,34 +477,51 @@ def _fit_quality(spread_s: float, signal_s: float, runs: int) -> str:
     return "ok" if signal_s > 0 and spread_s <= 0.5 * signal_s else "noisy"
 
 
+# A run's figures as the runs table prints them: {Measurement field: column}, in printed order.
+RUN_COLUMNS = {
+    "side": "side",
+    "n_clips": "clips",
+    "repeat": "repeat",
+    "wall_s": "wall_s",
+    "launch_s": "launch_s",
+    "import_s": "import_s",
+    "work_s": "work_s",
+    "exit_s": "exit_s",
+    "cpu_s": "cpu_s",
+    "peak_tree_mb": "peak_tree_MB",
+    "peak_process_mb": "peak_1proc_MB",
+    "load_average": "load",
+}
+
+
+def runs_table(measurements: list[Measurement]) -> Any:
+    """One row per run (polars DataFrame), columns as in `RUN_COLUMNS`; tracks left out."""
+    import polars as pl
+
+    return pl.DataFrame(
+        [{column: getattr(m, field) for field, column in RUN_COLUMNS.items()} for m in measurements]
+    )
+
+
 def fit_costs(measurements: list[Measurement], n_small: int, n_big: int) -> dict[str, Any]:
     """Per side: marginal and start-up cost (wall and CPU) from the fastest run of each size."""
     import polars as pl
 
-    table = pl.DataFrame(
-        [
-            {
-                "side": m.side,
-                "n": m.n_clips,
-                "wall_s": m.wall_s,
-                "cpu_s": m.cpu_s,
-                "import_s": m.import_s,
-                "peak_tree_mb": m.peak_tree_mb,
-                "peak_process_mb": m.peak_process_mb,
-            }
-            for m in measurements
-        ]
-    )
-    best = table.group_by("side", "n").agg(
-        pl.col("wall_s", "cpu_s", "import_s").min(),
-        pl.col("peak_tree_mb", "peak_process_mb").max(),
-        (pl.col("wall_s").max() - pl.col("wall_s").min()).alias("wall_spread_s"),
-        (pl.col("cpu_s").max() - pl.col("cpu_s").min()).alias("cpu_spread_s"),
-        pl.len().alias("runs"),
+    best = (
+        runs_table(measurements)
+        .group_by("side", "clips")
+        .agg(
+            pl.col("wall_s", "cpu_s", "import_s").min(),
+            pl.col("peak_tree_MB", "peak_1proc_MB").max(),
+            (pl.col("wall_s").max() - pl.col("wall_s").min()).alias("wall_spread_s"),
+            (pl.col("cpu_s").max() - pl.col("cpu_s").min()).alias("cpu_spread_s"),
+            pl.len().alias("runs"),
+        )
     )
     costs = {}
     for side in dict.fromkeys(m.side for m in measurements):
-        rows = {row["n"]: row for row in best.filter(pl.col("side") == side).iter_rows(named=True)}
+        by_size = best.filter(pl.col("side") == side).iter_rows(named=True)
+        rows = {row["clips"]: row for row in by_size}
         small, big = rows[n_small], rows[n_big]
         marginal = (big["wall_s"] - small["wall_s"]) / (n_big - n_small)
         cpu_marginal = (big["cpu_s"] - small["cpu_s"]) / (n_big - n_small)
@@ -525,8 +542,8 @@ def fit_costs(measurements: list[Measurement], n_small: int, n_big: int) -> dict
             "import_s": min(small["import_s"], big["import_s"]),
             "wall_small_s": small["wall_s"],
             "wall_big_s": big["wall_s"],
-            "peak_tree_mb": max(small["peak_tree_mb"], big["peak_tree_mb"]),
-            "peak_process_mb": max(small["peak_process_mb"], big["peak_process_mb"]),
+            "peak_tree_mb": max(small["peak_tree_MB"], big["peak_tree_MB"]),
+            "peak_process_mb": max(small["peak_1proc_MB"], big["peak_1proc_MB"]),
         }
     return costs
 
@@ -585,77 +602,92 @@ def core_matches_flow(core: dict[str, dict[str, Any]], flow: dict[str, dict[str,
     return worst
 
 
-def _ratio_rows(costs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The headline comparisons; `met` is given where the issue states a target.
+# What each CLI side stands for, in the start-up rows of the ratios table.
+CLI_LABELS = {
+    "ours": "new Prefect/MLflow DBs",
+    "ours_warm": "existing DBs, own temporary server",
+    "ours_serve": "serve running",
+}
 
-    A verdict needs clean wall-time fits (see `_fit_quality`); a start-up whose CPU time alone,
-    spread over every core, exceeds the target misses it whatever the fit.
+
+def _wall_per_clip_s(c: dict[str, Any], cores: int) -> float:
+    """Wall seconds per clip, never below CPU seconds per clip / cores.
+
+    At small sizes a run's fixed part holds idle waits (the temporary server booting, Prefect
+    flushing logs and events at the end) that absorb some of the added clips' work, so the
+    wall fit can come out below what the CPU time allows; the CPU bound is then the honest
+    figure.
     """
+    return max(c["marginal_s"], c["cpu_marginal_s"] / cores)
+
+
+def _trusted(c: dict[str, Any], cores: int) -> bool:
+    """Whether `_wall_per_clip_s` of this side can carry a verdict (see `_fit_quality`)."""
+    floor_used = c["cpu_marginal_s"] / cores >= c["marginal_s"]
+    return c["cpu_fit"] == "ok" and (c["wall_fit"] == "ok" or floor_used)
+
+
+def _startup_verdict(c: dict[str, Any], cores: int) -> str:
+    """Whether a side's start-up meets the target: from the wall fit when it is clean, else from
+    the bounds (the whole small run, or the CPU time alone over every core) when decisive."""
+    if c["wall_fit"] == "ok":
+        return str(c["startup_s"] <= TARGET_STARTUP_S)
+    if c["wall_small_s"] <= TARGET_STARTUP_S:
+        return "True (the whole small run is shorter)"
+    if c["cpu_startup_s"] / cores > TARGET_STARTUP_S:
+        return "False (CPU alone exceeds it)"
+    return "unknown: noisy fit"
+
+
+def _per_clip_rows(costs: dict[str, dict[str, Any]], cores: int) -> list[tuple]:
+    """librosa's cost per clip over each CLI side's: bounded wall (with the speed-up verdict),
+    then the wall fit alone, then CPU."""
     librosa = costs["librosa"]
-    cores = os.cpu_count() or 1
-    speed = f">= {TARGET_SPEEDUP:g}x"
-    startup = f"<= {TARGET_STARTUP_S:g} s"
-    labels = {
-        "ours": "new Prefect/MLflow DBs",
-        "ours_warm": "existing DBs, own temporary server",
-        "ours_serve": "serve running",
-    }
-
-    def per_clip(c: dict[str, Any]) -> float:
-        """Wall seconds per clip, never below CPU seconds per clip / cores.
-
-        At small sizes a run's fixed part holds idle waits (the temporary server booting, Prefect
-        flushing logs and events at the end) that absorb some of the added clips' work, so the
-        wall fit can come out below what the CPU time allows; the CPU bound is then the honest
-        figure.
-        """
-        return max(c["marginal_s"], c["cpu_marginal_s"] / cores)
-
-    def trusted(c: dict[str, Any]) -> bool:
-        floor_used = c["cpu_marginal_s"] / cores >= c["marginal_s"]
-        return c["cpu_fit"] == "ok" and (c["wall_fit"] == "ok" or floor_used)
-
-    rows = []
-    for side in (s for s in CLI_SIDES if s in costs):
+    sides = [side for side in CLI_SIDES if side in costs]
+    rows: list[tuple] = []
+    for side in sides:
         c = costs[side]
-        ratio = per_clip(librosa) / per_clip(c)
+        ratio = _wall_per_clip_s(librosa, cores) / _wall_per_clip_s(c, cores)
+        trusted = _trusted(c, cores) and _trusted(librosa, cores)
         rows.append(
             (
                 f"per clip, wall (>= CPU / {cores} cores): librosa / {side}",
                 ratio,
-                speed,
-                str(ratio >= TARGET_SPEEDUP)
-                if trusted(c) and trusted(librosa)
-                else "unknown: noisy fit",
+                f">= {TARGET_SPEEDUP:g}x",
+                str(ratio >= TARGET_SPEEDUP) if trusted else "unknown: noisy fit",
             )
         )
-    for side in (s for s in CLI_SIDES if s in costs):
-        rows.append(
-            (
-                f"per clip, wall fit alone: librosa / {side}",
-                librosa["marginal_s"] / costs[side]["marginal_s"],
-            )
+    rows += [
+        (
+            f"per clip, wall fit alone: librosa / {side}",
+            librosa["marginal_s"] / costs[side]["marginal_s"],
         )
-    for side in (s for s in CLI_SIDES if s in costs):
-        rows.append(
-            (
-                f"per clip, CPU: librosa / {side}",
-                librosa["cpu_marginal_s"] / costs[side]["cpu_marginal_s"],
-                "",
-                "-",
-            )
+        for side in sides
+    ]
+    rows += [
+        (
+            f"per clip, CPU: librosa / {side}",
+            librosa["cpu_marginal_s"] / costs[side]["cpu_marginal_s"],
         )
-    for side in (s for s in CLI_SIDES if s in costs):
-        c = costs[side]
-        if c["wall_fit"] == "ok":
-            verdict = str(c["startup_s"] <= TARGET_STARTUP_S)
-        elif c["wall_small_s"] <= TARGET_STARTUP_S:
-            verdict = "True (the whole small run is shorter)"
-        elif c["cpu_startup_s"] / cores > TARGET_STARTUP_S:
-            verdict = "False (CPU alone exceeds it)"
-        else:
-            verdict = "unknown: noisy fit"
-        rows.append((f"start-up, s: {side} ({labels[side]})", c["startup_s"], startup, verdict))
+        for side in sides
+    ]
+    return rows
+
+
+def _startup_rows(costs: dict[str, dict[str, Any]], cores: int) -> list[tuple]:
+    """Start-up seconds of each CLI side against the target, then of the core loop and librosa
+    (with the core loop's per-clip ratios to librosa: the cost of the computation alone)."""
+    librosa = costs["librosa"]
+    rows: list[tuple] = [
+        (
+            f"start-up, s: {side} ({CLI_LABELS[side]})",
+            costs[side]["startup_s"],
+            f"<= {TARGET_STARTUP_S:g} s",
+            _startup_verdict(costs[side], cores),
+        )
+        for side in CLI_SIDES
+        if side in costs
+    ]
     if "core" in costs:
         core = costs["core"]
         rows += [
@@ -667,48 +699,34 @@ def _ratio_rows(costs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             ("start-up, s: core loop", core["startup_s"]),
         ]
     rows.append(("start-up, s: librosa", librosa["startup_s"]))
-    for side in (s for s in CLI_SIDES if s in costs):
-        rows.append(
-            (
-                f"peak memory (tree): {side} / librosa",
-                costs[side]["peak_tree_mb"] / librosa["peak_tree_mb"],
-            )
+    return rows
+
+
+def _ratio_rows(costs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The headline comparisons; `met` is given where the issue states a target.
+
+    A verdict needs clean wall-time fits (see `_fit_quality`); a start-up whose CPU time alone,
+    spread over every core, exceeds the target misses it whatever the fit.
+    """
+    cores = os.cpu_count() or 1
+    memory = [
+        (
+            f"peak memory (tree): {side} / librosa",
+            costs[side]["peak_tree_mb"] / costs["librosa"]["peak_tree_mb"],
         )
+        for side in CLI_SIDES
+        if side in costs
+    ]
+    rows = [*_per_clip_rows(costs, cores), *_startup_rows(costs, cores), *memory]
     padded = [row if len(row) == 4 else (*row, "", "-") for row in rows]  # no target: no verdict
     return [dict(zip(("comparison", "value", "target", "met"), row, strict=True)) for row in padded]
 
 
-def report(measurements: list[Measurement], n_small: int, n_big: int) -> dict[str, Any]:
-    """Print the tables; return the figures (for --save)."""
+def _cost_table(costs: dict[str, dict[str, Any]]) -> Any:
+    """The fitted costs, one row per side (polars DataFrame), as printed."""
     import polars as pl
 
-    runs = pl.DataFrame(
-        [
-            {
-                "side": m.side,
-                "clips": m.n_clips,
-                "repeat": m.repeat,
-                "wall_s": m.wall_s,
-                "launch_s": m.launch_s,
-                "import_s": m.import_s,
-                "work_s": m.work_s,
-                "exit_s": m.exit_s,
-                "cpu_s": m.cpu_s,
-                "peak_tree_MB": m.peak_tree_mb,
-                "peak_1proc_MB": m.peak_process_mb,
-                "load": m.load_average,
-            }
-            for m in measurements
-        ]
-    )
-    print_table(
-        "Runs (each a fresh subprocess; wall = launch .. reaped = launch + import + work + exit)",
-        runs,
-        float_precision=3,
-    )
-
-    costs = fit_costs(measurements, n_small, n_big)
-    per_side = pl.DataFrame(
+    return pl.DataFrame(
         [
             {
                 "side": side,
@@ -725,14 +743,12 @@ def report(measurements: list[Measurement], n_small: int, n_big: int) -> dict[st
             for side, c in costs.items()
         ]
     )
-    print_table(
-        f"Cost model: wall = startup + clips * marginal (fit from {n_small} and {n_big} clips, "
-        "fastest run of each)",
-        per_side,
-        float_precision=3,
-    )
-    ratios = pl.DataFrame(_ratio_rows(costs))
-    print_table("Ratios", ratios, float_precision=3)
+
+
+def _print_load_and_fit_warning(
+    measurements: list[Measurement], costs: dict[str, dict[str, Any]]
+) -> None:
+    """The load the runs saw, and which wall-time fits are not to be trusted."""
     unreliable = [side for side, c in costs.items() if c["wall_fit"] != "ok"]
     loads = [m.load_average for m in measurements]
     print(
@@ -747,6 +763,10 @@ def report(measurements: list[Measurement], n_small: int, n_big: int) -> dict[st
             "run); run again with --repeats 3 and a larger --big when the machine is quieter."
         )
 
+
+def _report_features(measurements: list[Measurement], n_big: int) -> dict[str, Any]:
+    """Print how the flow's features on the big set compare with librosa's and the core loop's;
+    return those figures (for --save)."""
     big_runs = [m for m in measurements if m.n_clips == n_big]
     flow_tracks = next(m.tracks for m in big_runs if m.side in CLI_SIDES)
     core_tracks = next((m.tracks for m in big_runs if m.side == "core"), {})
@@ -765,6 +785,35 @@ def report(measurements: list[Measurement], n_small: int, n_big: int) -> dict[st
         f"{flow_vs_core:.1e} ({len(core_tracks)} tracks)"
     )
     return {
+        "feature_errors": errors.to_dicts(),
+        "tempo_accuracy_1": tempo_acc1,
+        "tempo_accuracy_2": tempo_acc2,
+        "flow_vs_core_max_rel_diff": flow_vs_core,
+    }
+
+
+def report(measurements: list[Measurement], n_small: int, n_big: int) -> dict[str, Any]:
+    """Print the tables; return the figures (for --save)."""
+    import polars as pl
+
+    runs = runs_table(measurements)
+    print_table(
+        "Runs (each a fresh subprocess; wall = launch .. reaped = launch + import + work + exit)",
+        runs,
+        float_precision=3,
+    )
+    costs = fit_costs(measurements, n_small, n_big)
+    print_table(
+        f"Cost model: wall = startup + clips * marginal (fit from {n_small} and {n_big} clips, "
+        "fastest run of each)",
+        _cost_table(costs),
+        float_precision=3,
+    )
+    ratios = pl.DataFrame(_ratio_rows(costs))
+    print_table("Ratios", ratios, float_precision=3)
+    _print_load_and_fit_warning(measurements, costs)
+    features = _report_features(measurements, n_big)
+    return {
         "n_small": n_small,
         "n_big": n_big,
         "cpu_count": os.cpu_count(),
@@ -772,10 +821,7 @@ def report(measurements: list[Measurement], n_small: int, n_big: int) -> dict[st
         "runs": runs.to_dicts(),
         "costs": costs,
         "ratios": ratios.to_dicts(),
-        "feature_errors": errors.to_dicts(),
-        "tempo_accuracy_1": tempo_acc1,
-        "tempo_accuracy_2": tempo_acc2,
-        "flow_vs_core_max_rel_diff": flow_vs_core,
+        **features,
     }
 
 

@@ -4,7 +4,7 @@
                                     [--threads 1 2] [--omp-wait-policy passive] [--repeats 1]
                                     [--baseline mlp_vae] [--cache DIR] [--save results.json]
 
-The demo collection (`tasks.demo_data`, 30 s clips) is generated into a scratch folder (or
+The demo collection (`tasks.demo`, 30 s clips) is generated into a scratch folder (or
 `--cache DIR`, reused by later runs), ingested once with the real ingest flow (default
 `FeatureConfig`: 128 mel bands, 128-frame crops, so about 10 crops per track) and its lyrics
 embedded once with the offline char n-gram encoder (the same width on every machine, whatever is in
@@ -12,8 +12,9 @@ the Hugging Face cache). The crops of both input kinds are gathered into their m
 any timing.
 
 Each model then trains in its own fresh subprocess, so its peak memory is its own: the data are
-built the way `tasks.representation.train_and_encode` builds them (ok tracks, track split,
-side information, per-band normalisation, default model config) and `tasks.training.train_model`
+built the way `tasks.training.representation.train_and_encode` builds them (ok tracks, track split,
+side information, per-band normalisation, default model config) and
+`tasks.training.trainer.train_model`
 runs `--epochs` epochs with early stopping out of reach, on the CPU, without MLflow, once per
 `--threads` value (torch intra-op threads; 0 = torch's default, one per core). Reported:
 
@@ -73,9 +74,9 @@ def prepare(cache: Path, tracks: int, duration_s: float) -> dict[str, Any]:
 
     from flows.ingest import IngestConfig, ingest_flow
     from flows.lyrics import LyricsConfig, lyrics_flow
-    from tasks.demo_data import generate_demo_dataset
+    from tasks.demo import generate_demo_dataset
     from tasks.lyrics.embedding import EncoderSettings
-    from tasks.training_data import gather_crops
+    from tasks.training.data import gather_crops
 
     data = cache / f"demo-{tracks}x{duration_s:g}s"
     started = time.perf_counter()
@@ -157,9 +158,9 @@ def train_one(
     if threads:
         torch.set_num_threads(threads)
 
-    from tasks.representation import ModelSpec, prepare_training
-    from tasks.training import TrainConfig, train_model
-    from tasks.workspace import Workspace
+    from tasks.core.workspace import Workspace
+    from tasks.training.representation import ModelSpec, prepare_training
+    from tasks.training.trainer import TrainConfig, train_model
 
     imported = time.perf_counter()
     # Early stopping out of reach: every run does the same number of epochs.
@@ -172,16 +173,16 @@ def train_one(
         device="cpu",
     )
     spec = ModelSpec(model=model_name, train=config)
-    # Exactly as the training task prepares it (tasks.representation.prepare_training).
+    # Exactly as the training task prepares it (tasks.training.representation.prepare_training).
     ready = prepare_training(spec, Workspace.open(workdir), feature_key)
     model, arrays = ready.model, ready.arrays
-    train, validation = ready.batches["train"], ready.batches["val"]
+    train = ready.batches["train"]
     prepared = time.perf_counter()
 
     rss_before_kib = _proc_status_kib("VmRSS")
     peak_was_reset = _reset_peak_rss()
     training_started = time.perf_counter()
-    outcome = train_model(model, train, validation if len(ready.val_tracks) else None, config)
+    outcome = train_model(model, train, ready.validation, config)
     wall = time.perf_counter() - training_started
     peak_kib = _proc_status_kib("VmHWM")
 
@@ -193,7 +194,7 @@ def train_one(
         "parameters": sum(p.numel() for p in model.parameters()),
         "input_shape": list(arrays.x.shape[1:]),
         "train_crops": n_train,
-        "validation_crops": len(validation.rows),
+        "validation_crops": len(ready.batches["val"].rows),
         "epochs": len(epoch_seconds),
         "pretrain_epochs": len(outcome.history.get("pretrain_train_loss", [])),
         "epoch_s": epoch_seconds,
@@ -225,7 +226,6 @@ def _environment(cache: Path, omp_wait_policy: str = "inherit") -> dict[str, str
         # read once when the OpenMP runtime starts, so it must be in the environment at launch
         env["OMP_WAIT_POLICY"] = omp_wait_policy.upper()
     return env | {
-        "PYTHONPATH": str(REPO_ROOT),
         "PREFECT_HOME": str(cache / "prefect_home"),
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "MLFLOW_TRACKING_URI": f"sqlite:///{cache / 'mlflow.db'}",
@@ -339,13 +339,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def _run_as_worker(args: argparse.Namespace) -> None:
+    """The internal subprocess modes: the preparation, or one model; writes `--result`."""
     if args.prepare_worker:
         result = prepare(args.cache, args.tracks, args.duration)
-        args.result.write_text(json.dumps(result))
-        return 0
-    if args.train_worker:
+    else:
         result = train_one(
             args.train_worker,
             args.workdir,
@@ -356,79 +354,110 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             threads=args.threads[0],
         )
-        args.result.write_text(json.dumps(result))
-        return 0
+    args.result.write_text(json.dumps(result))
+
+
+def _models_to_time(args: argparse.Namespace) -> list[str]:
+    """`--models` plus the baseline the ratios need. Raises SystemExit on impossible options."""
     if args.epochs < 1 or args.tracks < 10 or args.repeats < 1 or min(args.threads) < 0:
         raise SystemExit(
             "need --epochs >= 1, --tracks >= 10 (a validation split), --repeats >= 1 and "
             "--threads >= 0"
         )
-    models = list(dict.fromkeys([*args.models, args.baseline]))  # the ratios need the baseline
+    models = list(dict.fromkeys([*args.models, args.baseline]))
     if args.baseline not in MODELS:
         raise SystemExit(f"--baseline must be one of {', '.join(MODELS)}")
+    return models
 
+
+def _prepare_in_subprocess(args: argparse.Namespace, cache: Path) -> dict[str, Any]:
+    """Run `prepare` in its own interpreter and print what it made and how long it took."""
+    started = time.perf_counter()
+    prepared = _run_worker(
+        [
+            "--prepare-worker",
+            "--cache",
+            cache,
+            "--tracks",
+            args.tracks,
+            "--duration",
+            args.duration,
+        ],
+        cache,
+        "prepare",
+    )
+    print(
+        f"demo set: {prepared['n_tracks']} tracks of {args.duration:g} s "
+        f"({prepared['n_with_lyrics']} with lyrics, {prepared['lyrics_encoder']}), generated "
+        f"in {prepared['generate_s']:.0f} s, ingested + lyrics in "
+        f"{prepared['ingest_and_lyrics_s']:.0f} s (total {time.perf_counter() - started:.0f} "
+        f"s); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    return prepared
+
+
+def _time_models(
+    args: argparse.Namespace, models: list[str], prepared: dict[str, Any], cache: Path
+) -> list[dict[str, Any]]:
+    """Train every model once per repeat and thread count, each in a fresh subprocess."""
+    data = ["--workdir", prepared["workdir"], "--feature-key", prepared["feature_key"]]
+    epochs = ["--epochs", args.epochs, "--pretrain-epochs", args.pretrain_epochs]
+    batches = ["--batch-size", args.batch_size, "--seed", args.seed]
+    results = []
+    for repeat in range(args.repeats):
+        for threads in args.threads:
+            for name in models:
+                result = _run_worker(
+                    ["--train-worker", name, *data, *epochs, *batches, "--threads", threads],
+                    cache,
+                    f"{name}-threads{threads}-{repeat}",
+                    args.omp_wait_policy,
+                )
+                result["repeat"] = repeat
+                results.append(result)
+                print(
+                    f"{name} ({result['torch_threads']} threads, repeat {repeat}): "
+                    f"{result['median_epoch_s']:.2f} s/epoch, "
+                    f"{result['examples_per_second']:.0f} examples/s, peak "
+                    f"{result['peak_mb']:.0f} MB",
+                    flush=True,
+                )
+    return results
+
+
+def _save_figures(
+    args: argparse.Namespace,
+    prepared: dict[str, Any],
+    results: list[dict[str, Any]],
+    table: Any,
+    load_average: dict[str, tuple[float, float, float]],
+) -> None:
+    """Write the arguments, the preparation, every run and the table as JSON to `--save`."""
+    arguments = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    figures = {
+        "arguments": arguments,
+        "cpu_count": os.cpu_count(),
+        "load_average": load_average,
+        "data": prepared,
+        "runs": results,
+        "table": table.to_dicts(),
+    }
+    args.save.write_text(json.dumps(figures, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.prepare_worker or args.train_worker:
+        _run_as_worker(args)
+        return 0
+    models = _models_to_time(args)
     cache = (args.cache or Path(tempfile.mkdtemp(prefix="bench-train-"))).resolve()
     cache.mkdir(parents=True, exist_ok=True)
     try:
-        started = time.perf_counter()
-        prepared = _run_worker(
-            [
-                "--prepare-worker",
-                "--cache",
-                cache,
-                "--tracks",
-                args.tracks,
-                "--duration",
-                args.duration,
-            ],
-            cache,
-            "prepare",
-        )
-        print(
-            f"demo set: {prepared['n_tracks']} tracks of {args.duration:g} s "
-            f"({prepared['n_with_lyrics']} with lyrics, {prepared['lyrics_encoder']}), generated "
-            f"in {prepared['generate_s']:.0f} s, ingested + lyrics in "
-            f"{prepared['ingest_and_lyrics_s']:.0f} s (total {time.perf_counter() - started:.0f} "
-            f"s); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
-            flush=True,
-        )
+        prepared = _prepare_in_subprocess(args, cache)
         load_before = os.getloadavg()
-        results = []
-        for repeat in range(args.repeats):
-            for threads in args.threads:
-                for name in models:
-                    result = _run_worker(
-                        [
-                            "--train-worker",
-                            name,
-                            "--workdir",
-                            prepared["workdir"],
-                            "--feature-key",
-                            prepared["feature_key"],
-                            "--epochs",
-                            args.epochs,
-                            "--pretrain-epochs",
-                            args.pretrain_epochs,
-                            "--batch-size",
-                            args.batch_size,
-                            "--seed",
-                            args.seed,
-                            "--threads",
-                            threads,
-                        ],
-                        cache,
-                        f"{name}-threads{threads}-{repeat}",
-                        args.omp_wait_policy,
-                    )
-                    result["repeat"] = repeat
-                    results.append(result)
-                    print(
-                        f"{name} ({result['torch_threads']} threads, repeat {repeat}): "
-                        f"{result['median_epoch_s']:.2f} s/epoch, "
-                        f"{result['examples_per_second']:.0f} examples/s, peak "
-                        f"{result['peak_mb']:.0f} MB",
-                        flush=True,
-                    )
+        results = _time_models(args, models, prepared, cache)
         load_after = os.getloadavg()
         table = summary_table(results, args.baseline)
         print_table(
@@ -439,21 +468,8 @@ def main(argv: list[str] | None = None) -> int:
             table,
         )
         if args.save:
-            args.save.write_text(
-                json.dumps(
-                    {
-                        "arguments": {
-                            k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                        },
-                        "cpu_count": os.cpu_count(),
-                        "load_average": {"before": load_before, "after": load_after},
-                        "data": prepared,
-                        "runs": results,
-                        "table": table.to_dicts(),
-                    },
-                    indent=2,
-                )
-            )
+            load_average = {"before": load_before, "after": load_after}
+            _save_figures(args, prepared, results, table, load_average)
     finally:
         if args.cache is None:
             shutil.rmtree(cache, ignore_errors=True)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
-
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.ingest import IngestConfig, ingest_flow
-from tasks.discovery import CollectionPath
-from tasks.features import FeatureConfig
-from tasks.representation import ModelSpec, TrainOutput, needs_lyrics, train_representation
-from tasks.training import TrainConfig
-
-ModelName = Literal["ae", "mlp_vae", "conv_vae", "beta_vae", "cvae", "vade", "multimodal_vae"]
+from models.zoo import needs_lyrics
+from tasks.audio.discovery import CollectionPath
+from tasks.audio.features import FeatureConfig
+from tasks.core.workspace import DEFAULT_WORKDIR, WorkdirPath
+from tasks.training.representation import ModelSpec, TrainOutput, train_representation
 
 
 class TrainFlowConfig(BaseModel):
@@ -22,44 +18,34 @@ class TrainFlowConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model: ModelName = Field(description="Which model of the zoo to train.")
     data: CollectionPath = Field(description="A GTZAN-layout folder or a manifest (.csv/.parquet).")
-    workdir: Path = Field(Path("workdir"), description="Work directory.")
-    overrides: dict[str, Any] = Field(
-        default_factory=dict, description="Model config overrides, e.g. {'beta': 4}."
-    )
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    condition: Literal["language", "genre"] = Field(
-        "language", description="CVAE condition (genre uses labels; the run is marked so)."
+    workdir: WorkdirPath = DEFAULT_WORKDIR
+    spec: ModelSpec = Field(
+        description="What to train: the model, its overrides, the trainer settings, the condition."
     )
     features: FeatureConfig = Field(default_factory=FeatureConfig)
-    features_label: str = Field("", description="Variant name shown in reports.")
     register_version: bool = Field(True, description="Register the model in the MLflow registry.")
     experiment: str = Field("training", description="MLflow experiment.")
     parent_run_id: str | None = Field(None, description="MLflow parent run (pipeline).")
 
 
-@flow(name="train", flow_run_name="train {config.model} on {config.data.name}", log_prints=True)
+@flow(
+    name="train",
+    flow_run_name="train {config.spec.model} on {config.data.name}",
+    log_prints=True,
+)
 def train_flow(config: TrainFlowConfig) -> TrainOutput:
+    """Ingest (cached), run the lyrics stage when the model needs it, train and register."""
     logger = get_run_logger()
     ingested = ingest_flow(
         IngestConfig(data=config.data, workdir=config.workdir, features=config.features)
     )
-    if needs_lyrics(config.model, config.condition):
+    if needs_lyrics(config.spec.model, config.spec.condition):
         from flows.lyrics import LyricsConfig, lyrics_flow
 
         lyrics_flow(LyricsConfig(data=config.data, workdir=config.workdir))
-    spec = ModelSpec(
-        model=config.model,
-        overrides=config.overrides,
-        train=config.train,
-        condition=config.condition,
-        # Runs with different overrides must not share a name (and a model folder).
-        features_label=config.features_label
-        or ", ".join(f"{key}={value}" for key, value in sorted(config.overrides.items())),
-    )
     output = train_representation(
-        spec,
+        config.spec,
         ingested.workspace,
         ingested.feature_key,
         ingested.fingerprint,
@@ -67,15 +53,10 @@ def train_flow(config: TrainFlowConfig) -> TrainOutput:
         parent_run_id=config.parent_run_id,
         register=config.register_version,
     )
-    losses = ", ".join(
-        f"{k}={v:.3g}"
-        for k, v in output.final_metrics.items()
-        if k.startswith("final_") and k.endswith("loss")
-    )
     logger.info(
         "trained %s: %s; MLflow run %s, latents %s",
-        config.model,
-        losses,
+        config.spec.model,
+        output.loss_summary,
         output.run_id,
         output.latents,
     )

@@ -16,8 +16,7 @@ from torch import Tensor
 
 from models.base import Batch, RepresentationModel
 from models.config import MLPArchitectureConfig, SuggestingTrial, suggest_mlp_architecture
-from models.layers import multilayer_perceptron
-from models.losses import gaussian_reconstruction_loss
+from models.layers import mirrored_mlp_decoder, multilayer_perceptron
 
 
 class AutoencoderConfig(MLPArchitectureConfig):
@@ -46,9 +45,7 @@ class Autoencoder(RepresentationModel):
         self.encoder = multilayer_perceptron(
             input_dim, config.hidden_dims, config.latent_dim, dropout=config.dropout
         )
-        self.decoder = multilayer_perceptron(
-            config.latent_dim, config.hidden_dims[::-1], input_dim, dropout=config.dropout
-        )
+        self.decoder = mirrored_mlp_decoder(config, input_dim)
 
     @staticmethod
     def search_space(trial: SuggestingTrial) -> dict[str, Any]:
@@ -65,9 +62,4 @@ class Autoencoder(RepresentationModel):
         self, batch: Batch, outputs: Mapping[str, Tensor], *, kl_weight: float = 1.0
     ) -> dict[str, Tensor]:
         """Reconstruction only; `kl` is a zero scalar and `kl_weight` has no effect."""
-        reconstruction = gaussian_reconstruction_loss(outputs["reconstruction"], outputs["target"])
-        return {
-            "loss": reconstruction,
-            "reconstruction": reconstruction,
-            "kl": torch.zeros((), device=reconstruction.device),
-        }
+        return self.reconstruction_only_loss(outputs)

@@ -209,9 +209,41 @@ class RepresentationModel(nn.Module):
         """
         reconstruction = gaussian_reconstruction_loss(outputs["reconstruction"], outputs["target"])
         kl = gaussian_kl_to_standard_normal(outputs["mu"], outputs["logvar"])
+        return self.negative_elbo(reconstruction, kl, kl_weight=kl_weight)
+
+    def negative_elbo(
+        self,
+        reconstruction: Tensor,
+        kl: Tensor,
+        *,
+        kl_weight: float,
+        reconstruction_parts: Mapping[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """`loss` = reconstruction + kl_weight * `kl_penalty(kl)`, with the terms it is made of.
+
+        reconstruction, kl: float32 scalars in nats per track. `reconstruction_parts` (named
+        pieces of the reconstruction, e.g. per modality) are reported after `kl`, followed by
+        the penalty's extra terms (`kl_capacity`). Advances the KL schedule like `kl_penalty`.
+        """
         penalty, extra_terms = self.kl_penalty(kl)
-        loss = reconstruction + kl_weight * penalty
-        return {"loss": loss, "reconstruction": reconstruction, "kl": kl, **extra_terms}
+        return {
+            "loss": reconstruction + kl_weight * penalty,
+            "reconstruction": reconstruction,
+            "kl": kl,
+            **(reconstruction_parts or {}),
+            **extra_terms,
+        }
+
+    @staticmethod
+    def reconstruction_only_loss(outputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Loss terms without a KL term (autoencoder, VaDE pre-training): `loss` = `reconstruction`,
+        and `kl` is a zero scalar so that the dict has the same keys as the VAEs'."""
+        reconstruction = gaussian_reconstruction_loss(outputs["reconstruction"], outputs["target"])
+        return {
+            "loss": reconstruction,
+            "reconstruction": reconstruction,
+            "kl": torch.zeros((), device=reconstruction.device),
+        }
 
     def kl_penalty(self, kl: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """beta * KL, or beta * |KL - C(step)| with a capacity schedule; advances the step counter.

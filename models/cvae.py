@@ -24,7 +24,7 @@ from models.config import (
     suggest_beta,
     suggest_mlp_architecture,
 )
-from models.layers import MLPGaussianEncoder, multilayer_perceptron
+from models.layers import mirrored_mlp_decoder, mlp_gaussian_encoder
 
 
 class CVAEConfig(MLPArchitectureConfig, KLRegularizationConfig):
@@ -55,15 +55,8 @@ class ConditionalVAE(RepresentationModel):
             )
         self.n_conditions = n_conditions
         (input_dim,) = self.input_shape
-        self.encoder = MLPGaussianEncoder(
-            input_dim + n_conditions, config.hidden_dims, config.latent_dim, dropout=config.dropout
-        )
-        self.decoder = multilayer_perceptron(
-            config.latent_dim + n_conditions,
-            config.hidden_dims[::-1],
-            input_dim,
-            dropout=config.dropout,
-        )
+        self.encoder = mlp_gaussian_encoder(input_dim + n_conditions, config)
+        self.decoder = mirrored_mlp_decoder(config, input_dim, side_features=n_conditions)
 
     @staticmethod
     def search_space(trial: SuggestingTrial) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from models.config import MLPArchitectureConfig
 from models.losses import clamp_logvar
 
 
@@ -59,3 +60,27 @@ class MLPGaussianEncoder(nn.Module):
 
     def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
         return self.head(self.body(inputs))
+
+
+def mlp_gaussian_encoder(in_features: int, config: MLPArchitectureConfig) -> MLPGaussianEncoder:
+    """The Gaussian encoder `config` describes: (B, in_features) -> (mu, logvar), each
+    (B, config.latent_dim), through `config.hidden_dims` with `config.dropout`."""
+    return MLPGaussianEncoder(
+        in_features, config.hidden_dims, config.latent_dim, dropout=config.dropout
+    )
+
+
+def mirrored_mlp_decoder(
+    config: MLPArchitectureConfig, out_features: int, *, side_features: int = 0
+) -> nn.Sequential:
+    """Decoder whose hidden widths mirror the encoder's: (B, latent_dim + side_features) ->
+    (B, out_features), linear output.
+
+    side_features: width of side information concatenated to z (the CVAE's one-hot condition).
+    """
+    return multilayer_perceptron(
+        config.latent_dim + side_features,
+        config.hidden_dims[::-1],
+        out_features,
+        dropout=config.dropout,
+    )

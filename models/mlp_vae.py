@@ -20,7 +20,7 @@ from models.config import (
     SuggestingTrial,
     suggest_mlp_architecture,
 )
-from models.layers import MLPGaussianEncoder, multilayer_perceptron
+from models.layers import mirrored_mlp_decoder, mlp_gaussian_encoder
 
 
 class MLPVAEConfig(MLPArchitectureConfig, KLRegularizationConfig):
@@ -44,12 +44,8 @@ class MLPVAE(RepresentationModel):
     ) -> None:
         super().__init__(config, input_shape=input_shape)
         (input_dim,) = self.input_shape
-        self.encoder = MLPGaussianEncoder(
-            input_dim, config.hidden_dims, config.latent_dim, dropout=config.dropout
-        )
-        self.decoder = multilayer_perceptron(
-            config.latent_dim, config.hidden_dims[::-1], input_dim, dropout=config.dropout
-        )
+        self.encoder = mlp_gaussian_encoder(input_dim, config)
+        self.decoder = mirrored_mlp_decoder(config, input_dim)
 
     @staticmethod
     def search_space(trial: SuggestingTrial) -> dict[str, Any]:

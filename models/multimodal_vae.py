@@ -41,7 +41,7 @@ from models.config import (
     suggest_beta,
     suggest_mlp_architecture,
 )
-from models.layers import GaussianHead, MLPGaussianEncoder, multilayer_perceptron
+from models.layers import GaussianHead, mirrored_mlp_decoder, mlp_gaussian_encoder
 from models.losses import (
     clamp_logvar,
     gaussian_kl_to_standard_normal,
@@ -93,12 +93,7 @@ class EarlyFusionEncoder(nn.Module):
         # Learned stand-in for absent lyrics; it starts at 0 = the mean lyrics embedding after
         # standardisation, and the indicator lets the encoder tell it apart from real lyrics.
         self.missing_lyrics = nn.Parameter(torch.zeros(lyrics_dim))
-        self.encoder = MLPGaussianEncoder(
-            audio_dim + lyrics_dim + 1,
-            config.hidden_dims,
-            config.latent_dim,
-            dropout=config.dropout,
-        )
+        self.encoder = mlp_gaussian_encoder(audio_dim + lyrics_dim + 1, config)
 
     def forward(self, audio: Tensor, lyrics: Tensor, has_lyrics: Tensor) -> tuple[Tensor, Tensor]:
         missing = self.missing_lyrics.to(lyrics.dtype).expand_as(lyrics)
@@ -112,12 +107,8 @@ class ProductOfExpertsEncoder(nn.Module):
 
     def __init__(self, config: MultimodalVAEConfig, audio_dim: int, lyrics_dim: int) -> None:
         super().__init__()
-        self.audio_expert = MLPGaussianEncoder(
-            audio_dim, config.hidden_dims, config.latent_dim, dropout=config.dropout
-        )
-        self.lyrics_expert = MLPGaussianEncoder(
-            lyrics_dim, config.hidden_dims, config.latent_dim, dropout=config.dropout
-        )
+        self.audio_expert = mlp_gaussian_encoder(audio_dim, config)
+        self.lyrics_expert = mlp_gaussian_encoder(lyrics_dim, config)
 
     def forward(self, audio: Tensor, lyrics: Tensor, has_lyrics: Tensor) -> tuple[Tensor, Tensor]:
         audio_mu, audio_logvar = self.audio_expert(audio)
@@ -142,12 +133,8 @@ class WeightedFusionEncoder(nn.Module):
 
     def __init__(self, config: MultimodalVAEConfig, audio_dim: int, lyrics_dim: int) -> None:
         super().__init__()
-        self.audio_encoder = MLPGaussianEncoder(
-            audio_dim, config.hidden_dims, config.latent_dim, dropout=config.dropout
-        )
-        self.lyrics_encoder = MLPGaussianEncoder(
-            lyrics_dim, config.hidden_dims, config.latent_dim, dropout=config.dropout
-        )
+        self.audio_encoder = mlp_gaussian_encoder(audio_dim, config)
+        self.lyrics_encoder = mlp_gaussian_encoder(lyrics_dim, config)
         self.modality_logits = nn.Parameter(torch.zeros(2))  # (audio, lyrics)
 
     def modality_weights(self, has_lyrics: Tensor) -> Tensor:
@@ -270,12 +257,8 @@ class MultimodalVAE(RepresentationModel):
         self.register_buffer("lyrics_mean", torch.zeros(lyrics_dim))
         self.register_buffer("lyrics_std", torch.ones(lyrics_dim))
         self.fusion_encoder = _FUSION_ENCODERS[config.fusion](config, audio_dim, lyrics_dim)
-        self.audio_decoder = multilayer_perceptron(
-            config.latent_dim, config.hidden_dims[::-1], audio_dim, dropout=config.dropout
-        )
-        self.lyrics_decoder = multilayer_perceptron(
-            config.latent_dim, config.hidden_dims[::-1], lyrics_dim, dropout=config.dropout
-        )
+        self.audio_decoder = mirrored_mlp_decoder(config, audio_dim)
+        self.lyrics_decoder = mirrored_mlp_decoder(config, lyrics_dim)
 
     @staticmethod
     def search_space(trial: SuggestingTrial) -> dict[str, Any]:
@@ -349,19 +332,15 @@ class MultimodalVAE(RepresentationModel):
         return self.lyrics_decoder(z)
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
-        target = self.normalize_input(batch["x"])
-        lyrics_target, has_lyrics = self.prepare_lyrics(batch, target.shape[0])
-        mu, logvar = self.fusion_encoder(target, lyrics_target, has_lyrics)
-        z = self.reparameterize(mu, logvar)
+        """The base outputs (audio as `reconstruction` / `target`) plus `lyrics_reconstruction`,
+        `lyrics_target` and `lyrics_mask`."""
+        outputs = super().forward(batch)
+        lyrics_target, has_lyrics = self.prepare_lyrics(batch, outputs["target"].shape[0])
         return {
-            "reconstruction": self.audio_decoder(z),
-            "target": target,
-            "lyrics_reconstruction": self.lyrics_decoder(z),
+            **outputs,
+            "lyrics_reconstruction": self.lyrics_decoder(outputs["z"]),
             "lyrics_target": lyrics_target,
             "lyrics_mask": has_lyrics,
-            "mu": mu,
-            "logvar": logvar,
-            "z": z,
         }
 
     def loss_function(
@@ -379,12 +358,12 @@ class MultimodalVAE(RepresentationModel):
         lyrics_term = per_track_lyrics.sum() / max(per_track_lyrics.shape[0], 1)
         reconstruction = audio_term + self.config.lyrics_weight * lyrics_term
         kl = gaussian_kl_to_standard_normal(outputs["mu"], outputs["logvar"])
-        penalty, extra_terms = self.kl_penalty(kl)
-        return {
-            "loss": reconstruction + kl_weight * penalty,
-            "reconstruction": reconstruction,
-            "kl": kl,
-            "reconstruction_audio": audio_term,
-            "reconstruction_lyrics": lyrics_term,
-            **extra_terms,
-        }
+        return self.negative_elbo(
+            reconstruction,
+            kl,
+            kl_weight=kl_weight,
+            reconstruction_parts={
+                "reconstruction_audio": audio_term,
+                "reconstruction_lyrics": lyrics_term,
+            },
+        )

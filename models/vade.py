@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -29,20 +29,15 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 from sklearn.mixture import GaussianMixture
 from torch import Tensor, nn
 
-from models.base import Batch, RepresentationModel
-from models.config import (
-    KLRegularizationConfig,
-    MLPArchitectureConfig,
-    SuggestingTrial,
-    suggest_mlp_architecture,
-)
-from models.layers import MLPGaussianEncoder, multilayer_perceptron
+from models.base import Batch
+from models.config import SuggestingTrial, suggest_mlp_architecture
 from models.losses import LOGVAR_MAX, LOGVAR_MIN, clamp_logvar, gaussian_reconstruction_loss
+from models.mlp_vae import MLPVAE, MLPVAEConfig
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-class VaDEConfig(MLPArchitectureConfig, KLRegularizationConfig):
+class VaDEConfig(MLPVAEConfig):
     """VaDE: MLP encoder/decoder, number of mixture components, prior initialisation."""
 
     latent_dim: int = Field(10, ge=1, le=512, description="Size of the latent code z.")
@@ -57,11 +52,13 @@ class VaDEConfig(MLPArchitectureConfig, KLRegularizationConfig):
     )
 
 
-class VaDE(RepresentationModel):
-    """MLP VAE with a GMM prior: x (B, D) -> z (B, latent_dim); gamma (B, K) = q(c|x)."""
+class VaDE(MLPVAE):
+    """MLP VAE with a GMM prior: x (B, D) -> z (B, latent_dim); gamma (B, K) = q(c|x).
+
+    The encoder and decoder are `MLPVAE`'s; this class adds the prior and the training phases.
+    """
 
     name: ClassVar[str] = "vade"
-    input_kind: ClassVar[Literal["vector", "spectrogram"]] = "vector"
     config_class: ClassVar[type[VaDEConfig]] = VaDEConfig
     # The learnt mixture prior has its own per-dimension variances: scales are not comparable.
     latent_units_comparable: ClassVar[bool] = False
@@ -76,15 +73,10 @@ class VaDE(RepresentationModel):
         n_conditions: int = 0,
         lyrics_dim: int = 0,
     ) -> None:
-        super().__init__(config, input_shape=input_shape)
-        (input_dim,) = self.input_shape
+        super().__init__(
+            config, input_shape=input_shape, n_conditions=n_conditions, lyrics_dim=lyrics_dim
+        )
         self.n_components = config.n_components
-        self.encoder = MLPGaussianEncoder(
-            input_dim, config.hidden_dims, config.latent_dim, dropout=config.dropout
-        )
-        self.decoder = multilayer_perceptron(
-            config.latent_dim, config.hidden_dims[::-1], input_dim, dropout=config.dropout
-        )
         # Mixture weights as logits: softmax keeps pi on the simplex without projection steps.
         self.prior_logits = nn.Parameter(torch.zeros(config.n_components))
         # Spread the means before initialize_prior so that an uninitialised model still has
@@ -141,12 +133,6 @@ class VaDE(RepresentationModel):
         self.pretraining = False
 
     # ----------------------------------------------------------------- network
-    def _encode(self, x: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
-        return self.encoder(x)
-
-    def _decode(self, z: Tensor, batch: Batch) -> Tensor:
-        return self.decoder(z)
-
     def reparameterize(self, mu: Tensor, logvar: Tensor) -> Tensor:
         if self.pretraining:
             return mu
@@ -190,12 +176,7 @@ class VaDE(RepresentationModel):
     # ----------------------------------------------------------------- losses
     def pretrain_loss(self, batch: Batch, outputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Phase 1 loss: reconstruction of the decoded means; `kl` is a zero scalar."""
-        reconstruction = gaussian_reconstruction_loss(outputs["reconstruction"], outputs["target"])
-        return {
-            "loss": reconstruction,
-            "reconstruction": reconstruction,
-            "kl": torch.zeros((), device=reconstruction.device),
-        }
+        return self.reconstruction_only_loss(outputs)
 
     def loss_function(
         self, batch: Batch, outputs: Mapping[str, Tensor], *, kl_weight: float = 1.0
@@ -205,9 +186,7 @@ class VaDE(RepresentationModel):
             return self.pretrain_loss(batch, outputs)
         reconstruction = gaussian_reconstruction_loss(outputs["reconstruction"], outputs["target"])
         kl = self.mixture_kl(outputs["mu"], outputs["logvar"], outputs["z"])
-        penalty, extra_terms = self.kl_penalty(kl)
-        loss = reconstruction + kl_weight * penalty
-        return {"loss": loss, "reconstruction": reconstruction, "kl": kl, **extra_terms}
+        return self.negative_elbo(reconstruction, kl, kl_weight=kl_weight)
 
     # ----------------------------------------------------------------- clustering
     def cluster_probabilities(self, batch: Batch) -> Tensor:

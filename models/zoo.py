@@ -6,7 +6,7 @@ class directly.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from models.ae import Autoencoder
 from models.base import RepresentationModel
@@ -30,6 +30,28 @@ MODEL_CLASSES: dict[str, type[RepresentationModel]] = {
         MultimodalVAE,
     )
 }
+
+
+# The one list of model names: configs, the command line, the pipeline and the reports read it.
+MODEL_NAMES: tuple[str, ...] = tuple(MODEL_CLASSES)
+ModelName = Literal[MODEL_NAMES]  # a closed choice in configs, forms and --help
+
+# What a conditional model is conditioned on: the detected lyrics language (no labels used) or
+# the genre label (the run then uses labels and is never ranked with unsupervised runs).
+Condition = Literal["language", "genre"]
+DEFAULT_CONDITION: Condition = "language"
+
+
+def uses_labels(name: str, condition: Condition) -> bool:
+    """Whether training model `name` with `condition` reads genre labels."""
+    return model_class(name).uses_condition and condition == "genre"
+
+
+def needs_lyrics(name: str, condition: Condition) -> bool:
+    """Whether model `name` needs the lyrics stage first: lyrics embeddings, or the detected
+    language as its condition."""
+    cls = model_class(name)
+    return cls.uses_lyrics or (cls.uses_condition and condition == "language")
 
 
 def model_class(name: str) -> type[RepresentationModel]:

@@ -1,77 +1,101 @@
 """The champion: one registered model (`vaemusic@champion`) that `predict` uses for new tracks.
 
-A champion version is self-contained: the encoder (x -> latent means) plus, as extra files, its
-model description, the fitted clustering and the reference latents of the collection it was
-fitted on. The evaluation flow replaces the champion only when its best model is better on the
-*same* objective (recorded in the version's tags) computed on the same data set, or when the
-champion was chosen on other data.
+A champion version is a self-contained folder (see `tasks.evaluation.champion.CHAMPION_FILES`):
+the model card and weights, the fitted clustering and the reference latents of the collection it
+was fitted on. Each version records what it was chosen on as a `ChampionRecord` in its tags.
+
+This module only stores and reads champions. Whether a candidate replaces the champion is decided
+in `tasks.evaluation.champion.should_replace`, next to the metric directions it needs; the
+registry knows no metric.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from registry.models import (
     CHAMPION,
-    log_torch_model,
+    log_model_folder,
     register_model,
     set_alias,
+    set_version_tags,
     version_by_alias,
 )
-from registry.tracking import client
 
 CHAMPION_MODEL = "vaemusic"
 
 
-def champion_objective(name: str = CHAMPION_MODEL) -> tuple[str, float, str] | None:
-    """(objective, value, fingerprint) recorded on the current champion, or None."""
+class ChampionRecord(BaseModel):
+    """What a champion was chosen on: one objective's value on one data set."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    objective: str = Field(description="The ranking metric, e.g. 'nmi' or 'davies_bouldin'.")
+    value: float = Field(description="The champion's value of the objective (finite).")
+    fingerprint: str = Field(description="Fingerprint of the data set it was measured on.")
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError(f"a champion's objective value must be finite, got {value}")
+        return value
+
+    def as_tags(self) -> dict[str, str]:
+        # repr() round-trips a float exactly: the same model measured again compares as a tie
+        # instead of looking better or worse by a rounding digit.
+        return {
+            "objective": self.objective,
+            "objective_value": repr(self.value),
+            "fingerprint": self.fingerprint,
+        }
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> ChampionRecord | None:
+        """The record in a model version's tags; None when the tags hold none (a version
+        registered by hand, or one whose value is unreadable)."""
+        try:
+            return cls(
+                objective=tags["objective"],
+                value=float(tags["objective_value"]),
+                fingerprint=tags.get("fingerprint", ""),
+            )
+        except (KeyError, ValueError):
+            return None
+
+
+def current_champion(name: str = CHAMPION_MODEL) -> ChampionRecord | None:
+    """The record of the version behind `name@champion`; None when there is no champion or it
+    records no objective."""
     version = version_by_alias(name, CHAMPION)
     if version is None:
         return None
-    tags = version.tags or {}
-    try:
-        return tags["objective"], float(tags["objective_value"]), tags.get("fingerprint", "")
-    except (KeyError, ValueError):
-        return None
+    return ChampionRecord.from_tags(version.tags or {})
 
 
 def promote(
     *,
     run_id: str,
-    encoder: Any,
-    input_example: np.ndarray,
     files: list[Path],
-    objective: str,
-    value: float,
-    fingerprint: str,
-    tags: dict[str, str] | None = None,
+    record: ChampionRecord,
+    tags: Mapping[str, str] | None = None,
     name: str = CHAMPION_MODEL,
 ) -> str:
-    """Log the champion package under `run_id`, register it and point `name@champion` at it."""
-    import torch
+    """Log `files` as the folder `champion` of run `run_id`, register it as a new version of
+    `name`, tag it with `record` (and `tags`) and point `name@champion` at it.
 
-    with torch.no_grad():
-        output_example = encoder(torch.from_numpy(input_example)).numpy()
-    uri = log_torch_model(
-        run_id,
-        encoder,
-        input_example=input_example,
-        output_example=output_example,
-        name="champion",
-        extra_files=files,
-    )
+    Returns:
+        The new version number.
+
+    Raises:
+        FileNotFoundError: one of `files` does not exist (nothing is registered then).
+    """
+    uri = log_model_folder(run_id, files, name="champion")
     version = register_model(uri, name)
-    all_tags = {
-        "objective": objective,
-        "objective_value": f"{value:.6g}",
-        "fingerprint": fingerprint,
-        "source_run": run_id,
-        **(tags or {}),
-    }
-    for key, text in all_tags.items():
-        client().set_model_version_tag(name, version, key, str(text))
+    set_version_tags(name, version, {**record.as_tags(), "source_run": run_id, **(tags or {})})
     set_alias(name, CHAMPION, version)
     return version

@@ -1,76 +1,73 @@
-"""Model logging, the model registry and aliases (`champion`), and loading models back."""
+"""The model registry: model folders logged to runs, registered versions, aliases, downloads.
+
+A registered model version is a plain folder of files logged as artifacts of a run: weights in
+safetensors, the model card (`model.json`) and, for the champion, the files prediction needs.
+Nothing here pickles or unpickles: loading is downloading the folder, and the caller rebuilds the
+model from the card and the weights (`tasks.training.checkpoint`). MLflow's pytorch flavour is
+not used because it stores whole modules with pickle, and loading one runs arbitrary code from
+the tracking store.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import mlflow
-import numpy as np
+from mlflow.artifacts import download_artifacts
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
 from registry.tracking import client
 
 CHAMPION = "champion"
-# Pinning the requirements stops MLflow from importing the model in a subprocess to infer them.
-_MODEL_REQUIREMENTS = ["torch==2.9.1", "numpy", "scikit-learn"]
 
 
-@contextmanager
-def _in_run(run_id: str) -> Iterator[None]:
-    """Make `run_id` the active run of this thread for MLflow APIs that only use the active run."""
-    client()  # sets the tracking URI
-    active = mlflow.active_run()
-    if active is not None and active.info.run_id == run_id:
-        yield
-        return
-    with mlflow.start_run(run_id=run_id, nested=active is not None):
-        yield
+def log_model_folder(run_id: str, files: list[Path], *, name: str = "model") -> str:
+    """Log `files` under the artifact folder `name` of run `run_id`; return `runs:/RUN/name`.
 
-
-def log_torch_model(
-    run_id: str,
-    model: Any,
-    *,
-    input_example: np.ndarray,
-    output_example: np.ndarray,
-    name: str = "model",
-    extra_files: list[str | Path] | None = None,
-) -> str:
-    """Log a torch module with `mlflow.pytorch` and a signature; return its model URI.
-
-    `extra_files` travel with the model (for example the fitted clustering as JSON), so a
-    registered version holds everything `predict` needs.
+    Raises:
+        FileNotFoundError: one of `files` does not exist (nothing is logged then).
     """
-    signature = infer_signature(input_example, output_example)
-    with _in_run(run_id):
-        info = mlflow.pytorch.log_model(
-            model,
-            name=name,
-            signature=signature,
-            input_example=input_example,
-            pip_requirements=_MODEL_REQUIREMENTS,
-            # torch.export (MLflow's "pt2" default) cannot trace data-dependent checks such as
-            # the CVAE's condition range; the pickle format stores any module.
-            serialization_format="pickle",
-            extra_files=[str(p) for p in extra_files or []] or None,
-        )
-    return info.model_uri
+    missing = [str(path) for path in files if not Path(path).is_file()]
+    if missing:
+        raise FileNotFoundError(f"cannot log model folder {name!r}: missing {', '.join(missing)}")
+    mlflow_client = client()
+    for path in files:
+        mlflow_client.log_artifact(run_id, str(path), name)
+    return f"runs:/{run_id}/{name}"
 
 
 def register_model(model_uri: str, registered_name: str) -> str:
-    """Register `model_uri` as a new version of `registered_name`; return the version number."""
-    client()
-    version = mlflow.register_model(model_uri, registered_name)
+    """Register the folder at `model_uri` (`runs:/RUN/PATH`, from `log_model_folder`) as a new
+    version of `registered_name` (created on first use); return the version number.
+
+    Raises:
+        ValueError: `model_uri` is not a `runs:/RUN/PATH` URI.
+    """
+    run_id, _, artifact_path = model_uri.removeprefix("runs:/").partition("/")
+    if not model_uri.startswith("runs:/") or not run_id or not artifact_path:
+        raise ValueError(f"register_model takes a runs:/RUN_ID/PATH URI, not {model_uri!r}")
+    mlflow_client = client()
+    try:
+        mlflow_client.create_registered_model(registered_name)
+    except MlflowException as error:
+        if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+    artifact_root = mlflow_client.get_run(run_id).info.artifact_uri.rstrip("/")
+    version = mlflow_client.create_model_version(
+        registered_name, source=f"{artifact_root}/{artifact_path}", run_id=run_id
+    )
     return str(version.version)
 
 
 def set_alias(registered_name: str, alias: str, version: str) -> None:
     client().set_registered_model_alias(registered_name, alias, version)
+
+
+def set_version_tags(registered_name: str, version: str, tags: dict[str, str]) -> None:
+    mlflow_client = client()
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(registered_name, version, key, str(value))
 
 
 def version_by_alias(registered_name: str, alias: str = CHAMPION) -> ModelVersion | None:
@@ -81,13 +78,8 @@ def version_by_alias(registered_name: str, alias: str = CHAMPION) -> ModelVersio
         return None
 
 
-def load_torch_model(model_uri: str) -> Any:
-    """Load a model logged by `log_torch_model` (runs:/..., models:/NAME@ALIAS), on the CPU."""
-    client()
-    return mlflow.pytorch.load_model(model_uri, map_location="cpu")
-
-
 def download_model_files(model_uri: str, destination: str | Path) -> Path:
-    """Download a logged model's folder (with its extra files) and return the local path."""
-    client()
-    return Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(destination)))
+    """Download a model folder (`models:/NAME@ALIAS`, `models:/NAME/VERSION` or `runs:/RUN/PATH`)
+    into `destination` and return the local folder. Files are only copied, never loaded."""
+    client()  # sets the tracking URI that `download_artifacts` reads
+    return Path(download_artifacts(model_uri, dst_path=str(destination)))

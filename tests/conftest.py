@@ -8,9 +8,19 @@ from pathlib import Path
 
 import pytest
 
-# torch's OpenMP threads spin-wait for each other by default; on a shared 2-core machine that makes
-# small models 10-70x slower. Must be set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from flows.runtime.environment import apply_runtime_defaults
+
+# The same process defaults as every entry point (OMP_WAIT_POLICY=PASSIVE among them: torch's
+# spin-waiting threads make small models 10-70x slower on 2 cores); before torch is imported.
+apply_runtime_defaults()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the real Prefect server carry the `prefect_server` marker (selectable with
+    `-m "not prefect_server"`); derived from the fixture, so the marker cannot be forgotten."""
+    for item in items:
+        if "prefect_api" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.prefect_server)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,7 +8,8 @@ Modules, in the order the flow uses them:
 - `language`  - script per word, language per line (incl. romanized Bangla/Hindi), track mix;
 - `romanize`  - readable Latin forms and phonetic keys (indic-transliteration, anyascii);
 - `table`     - writes lyrics.parquet and unpaired_lyrics.csv;
-- `embedding` - XLM-R (or the offline char n-gram encoder) -> lyrics_embeddings.parquet.
+- `embedding` - XLM-R (or the offline char n-gram encoder) -> lyrics_embeddings.parquet;
+- `report`    - language distribution, the MLflow record of a run, the summary line.
 
 Consumers of the stage's output only need `read_lyrics_embeddings`.
 """
@@ -16,7 +17,6 @@ Consumers of the stage's output only need `read_lyrics_embeddings`.
 from tasks.lyrics.embedding import (
     EncoderSettings,
     ResolvedEncoder,
-    lyrics_embeddings_path,
     read_lyrics_embeddings,
     resolve_encoder,
 )
@@ -36,7 +36,6 @@ __all__ = [
     "build_lyrics_table",
     "discover_lyrics_sources",
     "identify_line",
-    "lyrics_embeddings_path",
     "pair_lyrics",
     "phonetic_key",
     "read_lyrics_embeddings",

@@ -33,19 +33,19 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import polars as pl
 from prefect import task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.workspace import Workspace
+from tasks.core.caching import cached_on
+from tasks.core.errors import UserInputError
+from tasks.core.workspace import Workspace
 
 CHAR_NGRAM_KIND = "char-ngram"
 TRANSFORMER_KIND = "transformer"
-EMBEDDINGS_FILE = "lyrics_embeddings.parquet"
 
 
 class EncoderSettings(BaseModel):
@@ -253,13 +253,13 @@ class TransformerLyricsEncoder:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
             self.model = AutoModel.from_pretrained(str(model_path), local_files_only=True)
         except (OSError, ValueError) as error:
-            raise ValueError(
+            raise UserInputError(
                 f"cannot load the lyrics encoder from {model_path}: {error}".splitlines()[0]
             ) from error
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         elif device == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
+            raise UserInputError(
                 "encoder device 'cuda' requested but no CUDA device is available: "
                 "use device 'auto' or 'cpu'"
             )
@@ -453,11 +453,6 @@ def _width_without_texts(encoder: ResolvedEncoder) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def lyrics_embeddings_path(workspace: Workspace) -> Path:
-    """`WORKDIR/lyrics_embeddings.parquet`: track_id, embedding (list[float32]), encoder_id."""
-    return workspace.root / EMBEDDINGS_FILE
-
-
 def write_lyrics_embeddings(
     path: Path, track_ids: Sequence[str], matrix: np.ndarray, encoder_id: str
 ) -> Path:
@@ -505,7 +500,7 @@ def read_lyrics_embeddings(
     Raises:
         FileNotFoundError: the lyrics stage has not run in this work dir.
     """
-    path = lyrics_embeddings_path(workspace)
+    path = workspace.lyrics_embeddings
     if not path.exists():
         raise FileNotFoundError(
             f"no lyrics embeddings in {workspace.root}: run `python -m flows lyrics DATA "
@@ -536,21 +531,31 @@ def read_lyrics_embeddings(
 # ---------------------------------------------------------------------------------------------
 
 
-def embed_lyrics_table(
-    workspace: Workspace,
-    lyrics_sha256: str,
-    encoder: ResolvedEncoder,
-    settings: EncoderSettings,
-    code_version: str = "",
-) -> dict[str, Any]:
-    """Embed the lyrics of every track with lyrics in `workspace.lyrics_table` and write
-    `lyrics_embeddings.parquet` (+ its JSON sidecar).
+class EmbeddedLyrics(BaseModel):
+    """`embed_lyrics_table`'s output; `computed`/`cached`: texts embedded now / read from store."""
 
-    `lyrics_sha256` and `code_version` only key Prefect's cache. Returns `embeddings` (path),
-    `encoder_id`, `encoder_kind`, `shape` [rows, dim], `computed` and `cached` (texts embedded
-    now versus read from the embedding store).
+    model_config = ConfigDict(frozen=True)
+
+    embeddings: Path
+    encoder_id: str
+    encoder_kind: str
+    shape: tuple[int, int] = Field(description="(rows, dim) of the embeddings table.")
+    computed: int
+    cached: int
+
+    def served_from_cache(self) -> EmbeddedLyrics:
+        """As a run that Prefect served from its cache sees it: nothing embedded now."""
+        return self.model_copy(update={"computed": 0, "cached": self.shape[0]})
+
+
+@task(name="lyrics embeddings", cache_policy=cached_on("tasks.lyrics"), persist_result=True)
+def embed_lyrics_table(
+    workspace: Workspace, lyrics_sha256: str, encoder: ResolvedEncoder, settings: EncoderSettings
+) -> EmbeddedLyrics:
+    """Embed the lyrics of every track with lyrics in `workspace.lyrics_table` and write
+    `lyrics_embeddings.parquet` (+ its JSON sidecar). `lyrics_sha256` only keys Prefect's cache.
     """
-    del lyrics_sha256, code_version  # cache keys only
+    del lyrics_sha256  # cache key only
     table = pl.read_parquet(workspace.lyrics_table).filter(pl.col("has_lyrics"))
     run = embed_texts(
         table["text"].to_list(),
@@ -560,23 +565,13 @@ def embed_lyrics_table(
         workspace.embedding_store,
     )
     path = write_lyrics_embeddings(
-        lyrics_embeddings_path(workspace), table["track_id"].to_list(), run.matrix, run.encoder_id
+        workspace.lyrics_embeddings, table["track_id"].to_list(), run.matrix, run.encoder_id
     )
-    return {
-        "embeddings": str(path),
-        "encoder_id": run.encoder_id,
-        "encoder_kind": encoder.kind,
-        "shape": [int(run.matrix.shape[0]), int(run.matrix.shape[1])],
-        "computed": run.computed,
-        "cached": run.cached,
-    }
-
-
-embed_lyrics_task = task(
-    embed_lyrics_table,
-    name="lyrics embeddings",
-    cache_policy=INPUTS + TASK_SOURCE,
-    persist_result=True,
-)
-"""`embed_lyrics_table` as a cached Prefect task (inputs: work dir with its store id, lyrics
-table hash, resolved encoder with its id, encoder settings, code digest)."""
+    return EmbeddedLyrics(
+        embeddings=path,
+        encoder_id=run.encoder_id,
+        encoder_kind=encoder.kind,
+        shape=run.matrix.shape,
+        computed=run.computed,
+        cached=run.cached,
+    )

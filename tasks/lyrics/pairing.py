@@ -169,131 +169,128 @@ def _fuzzy_scores(
     return np.maximum(full, title_only)
 
 
-def pair_lyrics(
-    documents: list[LyricsDocument],
-    tracks: pl.DataFrame,
-    settings: PairingSettings,
-    *,
-    data_root: Path | None = None,
-) -> PairingResult:
-    """Pair `documents` with `tracks` (rules in the module docstring).
+@dataclass(frozen=True)
+class _TrackIndex:
+    """The tracks, looked up the ways the exact methods need."""
 
-    `tracks` has at least `track_id`, `path`, `status`, `title`, `artist`, `lyrics_path`
-    (the ingest's tracks.parquet); only rows with status "ok" receive lyrics. `data_root`
-    resolves relative `lyrics_path` values.
-    """
+    ok: pl.DataFrame
+    ok_ids: list[str]
+    quarantined: set[str]
+    by_id: dict[str, str]  # casefolded id -> id
+    by_stem: dict[str, set[str]]  # casefolded id or audio file stem -> ids
+    by_manifest: dict[str, list[str]]  # resolved lyrics path -> ids of ok tracks naming it
+
+
+def _index_tracks(tracks: pl.DataFrame, data_root: Path) -> _TrackIndex:
     tracks = tracks.with_columns(
         pl.col(c).cast(pl.String) for c in ("title", "artist", "lyrics_path")
     )
     ok = tracks.filter(pl.col("status") == "ok")
     ok_ids = ok["track_id"].to_list()
-    quarantined = set(tracks.filter(pl.col("status") != "ok")["track_id"].to_list())
-    by_id = {tid.casefold(): tid for tid in tracks["track_id"].to_list()}
     by_stem: dict[str, set[str]] = {}
     for tid, path in zip(tracks["track_id"].to_list(), tracks["path"].to_list(), strict=True):
         by_stem.setdefault(tid.casefold(), set()).add(tid)
         if path:
             by_stem.setdefault(Path(path).stem.casefold(), set()).add(tid)
     by_manifest: dict[str, list[str]] = {}
-    base = data_root or Path.cwd()
     for tid, value in zip(ok_ids, ok["lyrics_path"].to_list(), strict=True):
-        resolved = resolve_lyrics_path(value, base)
+        resolved = resolve_lyrics_path(value, data_root)
         if resolved is not None:
             by_manifest.setdefault(str(resolved), []).append(tid)
+    return _TrackIndex(
+        ok=ok,
+        ok_ids=ok_ids,
+        quarantined=set(tracks.filter(pl.col("status") != "ok")["track_id"].to_list()),
+        by_id={tid.casefold(): tid for tid in tracks["track_id"].to_list()},
+        by_stem=by_stem,
+        by_manifest=by_manifest,
+    )
 
+
+def _exact_match(
+    index: int, document: LyricsDocument, tracks: _TrackIndex
+) -> list[_Candidate] | Unpaired | None:
+    """The exact candidates of one document, the reason it stays unpaired, or None when only a
+    fuzzy match can tell."""
+    exact = [
+        _Candidate(index, tid, "manifest", 100.0)
+        for tid in tracks.by_manifest.get(document.source, [])
+    ]
+    if not exact and document.track_id:
+        tid = tracks.by_id.get(document.track_id.casefold())
+        if tid is not None:
+            exact.append(_Candidate(index, tid, "track_id", 100.0))
+    if not exact and document.stem:
+        stem_matches = sorted(tracks.by_stem.get(document.stem.casefold(), set()))
+        if len(stem_matches) > 1:
+            return Unpaired(
+                index,
+                "ambiguous",
+                f"file name matches {len(stem_matches)} tracks: " + ", ".join(stem_matches[:5]),
+                stem_matches[0],
+                100.0,
+                stem_matches[1],
+                100.0,
+            )
+        exact.extend(_Candidate(index, tid, "file_stem", 100.0) for tid in stem_matches)
+    usable = [c for c in exact if c.track_id not in tracks.quarantined]
+    if usable:
+        return usable
+    if exact:
+        hit = exact[0]
+        return Unpaired(
+            index,
+            "track_quarantined",
+            f"names track {hit.track_id} ({hit.method}), which the ingest quarantined",
+            hit.track_id,
+            hit.score,
+        )
+    if document.track_id and _document_names(document) == (None, None):
+        return Unpaired(index, "unknown_track_id", f"no track has id '{document.track_id}'")
+    return None
+
+
+def _fuzzy_match(
+    documents: list[LyricsDocument],
+    indices: list[int],
+    tracks: _TrackIndex,
+    settings: PairingSettings,
+) -> tuple[list[_Candidate], list[Unpaired]]:
+    """Fuzzy candidates of the documents `indices`: the best-scoring track when it is sure
+    enough (`settings`), else the reason (low score, ambiguous) with the two best tracks."""
+    if not tracks.ok_ids:
+        return [], [Unpaired(i, "low_score", "no ok track to pair with") for i in indices]
     candidates: list[_Candidate] = []
     unpaired: list[Unpaired] = []
-    needs_fuzzy: list[int] = []
-    for index, document in enumerate(documents):
-        exact: list[_Candidate] = [
-            _Candidate(index, tid, "manifest", 100.0)
-            for tid in by_manifest.get(document.source, [])
-        ]
-        if not exact and document.track_id:
-            tid = by_id.get(document.track_id.casefold())
-            if tid is not None:
-                exact.append(_Candidate(index, tid, "track_id", 100.0))
-        if not exact and document.stem:
-            stem_matches = sorted(by_stem.get(document.stem.casefold(), set()))
-            if len(stem_matches) == 1:
-                exact.append(_Candidate(index, stem_matches[0], "file_stem", 100.0))
-            elif len(stem_matches) > 1:
-                unpaired.append(
-                    Unpaired(
-                        index,
-                        "ambiguous",
-                        f"file name matches {len(stem_matches)} tracks: "
-                        + ", ".join(stem_matches[:5]),
-                        stem_matches[0],
-                        100.0,
-                        stem_matches[1],
-                        100.0,
-                    )
-                )
-                continue
-        quarantined_hits = [c for c in exact if c.track_id in quarantined]
-        exact = [c for c in exact if c.track_id not in quarantined]
-        if exact:
-            candidates.extend(exact)
-        elif quarantined_hits:
-            hit = quarantined_hits[0]
-            unpaired.append(
-                Unpaired(
-                    index,
-                    "track_quarantined",
-                    f"names track {hit.track_id} ({hit.method}), which the ingest quarantined",
-                    hit.track_id,
-                    hit.score,
-                )
-            )
-        elif document.track_id and _document_names(document) == (None, None):
-            unpaired.append(
-                Unpaired(index, "unknown_track_id", f"no track has id '{document.track_id}'")
+    scores = _fuzzy_scores(documents, indices, tracks.ok)
+    for row, index in enumerate(indices):
+        order = np.argsort(-scores[row], kind="stable")
+        best, best_score = tracks.ok_ids[order[0]], float(scores[row, order[0]])
+        second = tracks.ok_ids[order[1]] if len(order) > 1 else None
+        second_score = float(scores[row, order[1]]) if len(order) > 1 else None
+        name = _track_name(*_document_names(documents[index])) or "(no name)"
+        if best_score < settings.min_score:
+            reason = "low_score"
+            detail = f"'{name}': best fuzzy score {best_score:.1f} < {settings.min_score:g}"
+        elif second_score is not None and best_score - second_score <= settings.ambiguity_margin:
+            reason = "ambiguous"
+            detail = (
+                f"'{name}': {best} ({best_score:.1f}) and {second} ({second_score:.1f}) "
+                f"are within {settings.ambiguity_margin:g} points"
             )
         else:
-            needs_fuzzy.append(index)
+            candidates.append(_Candidate(index, best, "fuzzy", round(best_score, 2)))
+            continue
+        unpaired.append(Unpaired(index, reason, detail, best, best_score, second, second_score))
+    return candidates, unpaired
 
-    if needs_fuzzy and ok_ids:
-        scores = _fuzzy_scores(documents, needs_fuzzy, ok)
-        for row, index in enumerate(needs_fuzzy):
-            order = np.argsort(-scores[row], kind="stable")
-            best, best_score = ok_ids[order[0]], float(scores[row, order[0]])
-            second = ok_ids[order[1]] if len(order) > 1 else None
-            second_score = float(scores[row, order[1]]) if len(order) > 1 else None
-            artist, title = _document_names(documents[index])
-            name = _track_name(artist, title) or "(no name)"
-            if best_score < settings.min_score:
-                unpaired.append(
-                    Unpaired(
-                        index,
-                        "low_score",
-                        f"'{name}': best fuzzy score {best_score:.1f} < {settings.min_score:g}",
-                        best,
-                        best_score,
-                        second,
-                        second_score,
-                    )
-                )
-            elif (
-                second_score is not None and best_score - second_score <= settings.ambiguity_margin
-            ):
-                unpaired.append(
-                    Unpaired(
-                        index,
-                        "ambiguous",
-                        f"'{name}': {best} ({best_score:.1f}) and {second} ({second_score:.1f}) "
-                        f"are within {settings.ambiguity_margin:g} points",
-                        best,
-                        best_score,
-                        second,
-                        second_score,
-                    )
-                )
-            else:
-                candidates.append(_Candidate(index, best, "fuzzy", round(best_score, 2)))
-    elif needs_fuzzy:
-        unpaired.extend(Unpaired(i, "low_score", "no ok track to pair with") for i in needs_fuzzy)
 
+def _grant(
+    candidates: list[_Candidate], documents: list[LyricsDocument]
+) -> tuple[dict[str, Pair], list[Unpaired]]:
+    """Pairs granted in order of certainty, then score: each track gets one document, each
+    document one track (a manifest may give one file to several tracks); the documents left
+    without a track are "conflict" losers."""
     pairs: dict[str, Pair] = {}
     paired_documents: set[int] = set()
     losers: dict[int, _Candidate] = {}
@@ -308,6 +305,7 @@ def pair_lyrics(
             candidate.track_id, candidate.document_index, candidate.method, candidate.score
         )
         paired_documents.add(candidate.document_index)
+    conflicts = []
     for index, candidate in sorted(losers.items()):
         if index in paired_documents:
             continue
@@ -318,6 +316,39 @@ def pair_lyrics(
             if winner
             else f"no free track for {candidate.method} candidate {candidate.track_id}"
         )
-        unpaired.append(Unpaired(index, "conflict", detail, candidate.track_id, candidate.score))
-    unpaired.sort(key=lambda u: u.document_index)
+        conflicts.append(Unpaired(index, "conflict", detail, candidate.track_id, candidate.score))
+    return pairs, conflicts
+
+
+def pair_lyrics(
+    documents: list[LyricsDocument],
+    tracks: pl.DataFrame,
+    settings: PairingSettings,
+    *,
+    data_root: Path | None = None,
+) -> PairingResult:
+    """Pair `documents` with `tracks` (rules in the module docstring).
+
+    `tracks` has at least `track_id`, `path`, `status`, `title`, `artist`, `lyrics_path`
+    (the ingest's tracks.parquet); only rows with status "ok" receive lyrics. `data_root`
+    resolves relative `lyrics_path` values (default: the current folder).
+    """
+    index = _index_tracks(tracks, data_root or Path.cwd())
+    candidates: list[_Candidate] = []
+    unpaired: list[Unpaired] = []
+    needs_fuzzy: list[int] = []
+    for position, document in enumerate(documents):
+        match = _exact_match(position, document, index)
+        if match is None:
+            needs_fuzzy.append(position)
+        elif isinstance(match, Unpaired):
+            unpaired.append(match)
+        else:
+            candidates.extend(match)
+    if needs_fuzzy:
+        fuzzy, not_sure = _fuzzy_match(documents, needs_fuzzy, index, settings)
+        candidates += fuzzy
+        unpaired += not_sure
+    pairs, conflicts = _grant(candidates, documents)
+    unpaired = sorted(unpaired + conflicts, key=lambda u: u.document_index)
     return PairingResult(pairs=pairs, unpaired=unpaired)

@@ -20,6 +20,8 @@ from pathlib import Path
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from tasks.core.errors import UserInputError
+
 LYRICS_FILE_SUFFIXES = (".txt", ".lrc")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 TEXT_COLUMNS = ("lyrics", "lyrics_text", "text")
@@ -27,7 +29,7 @@ PATH_COLUMNS = ("lyrics_path", "lyrics_file")
 MANIFEST_NAMES = ("metadata.csv", "metadata.parquet", "manifest.csv", "manifest.parquet")
 
 
-class LyricsSourceError(ValueError):
+class LyricsSourceError(UserInputError):
     """A lyrics source cannot be read; the message names the path and what to do."""
 
 
@@ -304,6 +306,13 @@ def _fingerprint(folders: list[Path], tables: list[Path], files: list[Path]) -> 
     return digest.hexdigest()
 
 
+def collection_root(data: str | Path) -> Path:
+    """The folder of a collection: `data` itself, or the folder of a manifest file. Relative
+    lyrics paths of a manifest and the default `lyrics/` folder are found from here."""
+    data = Path(data).expanduser().resolve()
+    return data if data.is_dir() else data.parent
+
+
 def _manifest_lyrics_files(tracks_table: Path, data: Path) -> list[Path]:
     """Existing files named in the `lyrics_path` column of the ingested tracks."""
     if not tracks_table.exists():
@@ -311,7 +320,7 @@ def _manifest_lyrics_files(tracks_table: Path, data: Path) -> list[Path]:
     tracks = pl.read_parquet(tracks_table)
     if "lyrics_path" not in tracks.columns:
         return []
-    base = data if data.is_dir() else data.parent
+    base = collection_root(data)
     found = []
     for value in tracks["lyrics_path"].drop_nulls().unique().sort().to_list():
         path = resolve_lyrics_path(value, base)
@@ -369,7 +378,7 @@ def discover_lyrics_sources(
                 "or one .txt/.lrc file"
             )
     else:
-        root = data if data.is_dir() else data.parent
+        root = collection_root(data)
         if (root / "lyrics").is_dir():
             folders.append(root / "lyrics")
         candidates = [root / name for name in MANIFEST_NAMES]

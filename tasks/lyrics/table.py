@@ -15,14 +15,16 @@ from typing import Any
 
 import polars as pl
 from prefect import task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
+from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.core.caching import cached_on
+from tasks.core.hashing import file_sha256
+from tasks.core.workspace import Workspace
 from tasks.lyrics.language import summarize_track
 from tasks.lyrics.normalize import normalize_lines
-from tasks.lyrics.pairing import PAIR_METHODS, PairingSettings, pair_lyrics
+from tasks.lyrics.pairing import PairingSettings, pair_lyrics
 from tasks.lyrics.romanize import romanize
 from tasks.lyrics.sources import LyricsDocument, LyricsSources, read_lyrics_sources
-from tasks.workspace import Workspace
 
 LYRICS_SCHEMA = {
     "track_id": pl.String,
@@ -47,26 +49,26 @@ same lines romanized; `line_languages`/`line_times_s` one entry per line (LRC ti
 or null); `language` the dominant ISO 639-1 code; `script` the dominant ISO 15924 script;
 `language_mix` a JSON object language -> share of words; `pair_score` 0-100."""
 
-CACHED = INPUTS + TASK_SOURCE
 
+class LyricsTableSummary(BaseModel):
+    """What `build_lyrics_table` wrote and found (the tables themselves stay on disk)."""
 
-def lyrics_code_digest() -> str:
-    """Digest of this package's source files. Passed to the cached tasks so that a change in
-    any helper they call (not only in the task function, which TASK_SOURCE covers) re-runs
-    them instead of serving results computed by the old code."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    model_config = ConfigDict(frozen=True)
 
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    lyrics_table: Path
+    unpaired_lyrics: Path
+    lyrics_sha256: str = Field(description="sha256 of lyrics.parquet: keys the embedding cache.")
+    n_documents: int = Field(description="Lyrics documents read from the sources.")
+    n_tracks: int = Field(description="Rows of lyrics.parquet: the ok tracks.")
+    n_with_lyrics: int
+    n_romanized: int = Field(description="Tracks whose lyrics are written in Latin romanization.")
+    n_code_mixed: int
+    pair_counts: dict[str, int] = Field(description="Paired tracks per method (PAIR_METHODS).")
+    n_unpaired: int = Field(description="Documents no track got (rows of unpaired_lyrics.csv).")
+    unpaired_reasons: dict[str, int]
+    languages: dict[str, int] = Field(
+        description="Tracks per dominant language, most first; 'none' = tracks without lyrics."
+    )
 
 
 def _row_for(
@@ -113,28 +115,24 @@ def _row_for(
     }
 
 
+@task(name="lyrics table", cache_policy=cached_on("tasks.lyrics"), persist_result=True)
 def build_lyrics_table(
     workspace: Workspace,
     tracks_sha256: str,
     sources: LyricsSources,
     pairing: PairingSettings,
     data_root: Path,
-    code_version: str = "",
-) -> dict[str, Any]:
+) -> LyricsTableSummary:
     """Pair the lyrics of `sources` with the ok tracks of `workspace` and write the tables.
 
-    `tracks_sha256` (of tracks.parquet), `sources.fingerprint` and `code_version`
-    (`lyrics_code_digest()`) only key Prefect's cache.
+    `tracks_sha256` (of tracks.parquet) and `sources.fingerprint` only key Prefect's cache (the
+    work dir's store id and the source of the lyrics package are in the key too).
     `data_root` resolves relative manifest `lyrics_path`s.
-
-    Returns a small summary: paths (`lyrics_table`, `unpaired_lyrics`), `lyrics_sha256`,
-    `n_tracks`, `n_with_lyrics`, `pair_counts` by method, `n_unpaired`, `unpaired_reasons`,
-    `languages` (tracks per dominant language, "none" for tracks without lyrics).
 
     Raises:
         FileNotFoundError: the work dir has no tracks.parquet (run the ingest first).
     """
-    del tracks_sha256, code_version  # cache keys only
+    del tracks_sha256  # cache key only
     if not workspace.tracks_table.exists():
         raise FileNotFoundError(
             f"no tracks table in {workspace.root}: run `python -m flows ingest DATA` first"
@@ -160,36 +158,17 @@ def build_lyrics_table(
     with_lyrics = table.filter(pl.col("has_lyrics"))
     languages = Counter(with_lyrics["language"].fill_null("und").to_list())
     languages["none"] = table.height - with_lyrics.height
-    return {
-        "lyrics_table": str(workspace.lyrics_table),
-        "unpaired_lyrics": str(workspace.unpaired_lyrics),
-        "lyrics_sha256": file_sha256(workspace.lyrics_table),
-        "n_documents": len(documents),
-        "n_tracks": table.height,
-        "n_with_lyrics": with_lyrics.height,
-        "n_romanized": int(with_lyrics["romanized"].sum()),
-        "n_code_mixed": int(with_lyrics["code_mixed"].sum()),
-        "pair_counts": result.method_counts(),
-        "n_unpaired": unpaired.height,
-        "unpaired_reasons": dict(Counter(unpaired["reason"].to_list())),
-        "languages": dict(languages.most_common()),
-    }
-
-
-lyrics_table_task = task(
-    build_lyrics_table,
-    name="lyrics table",
-    cache_policy=CACHED,
-    persist_result=True,
-)
-"""`build_lyrics_table` as a cached Prefect task (inputs: work dir with its store id, tracks
-hash, sources with their content fingerprint, pairing settings, code digest)."""
-
-__all__ = [
-    "LYRICS_SCHEMA",
-    "PAIR_METHODS",
-    "build_lyrics_table",
-    "file_sha256",
-    "lyrics_code_digest",
-    "lyrics_table_task",
-]
+    return LyricsTableSummary(
+        lyrics_table=workspace.lyrics_table,
+        unpaired_lyrics=workspace.unpaired_lyrics,
+        lyrics_sha256=file_sha256(workspace.lyrics_table),
+        n_documents=len(documents),
+        n_tracks=table.height,
+        n_with_lyrics=with_lyrics.height,
+        n_romanized=int(with_lyrics["romanized"].sum()),
+        n_code_mixed=int(with_lyrics["code_mixed"].sum()),
+        pair_counts=result.method_counts(),
+        n_unpaired=unpaired.height,
+        unpaired_reasons=dict(Counter(unpaired["reason"].to_list())),
+        languages=dict(languages.most_common()),
+    )

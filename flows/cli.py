@@ -1,0 +1,273 @@
+"""Command line: `python -m flows <command> --help` (or `vaemusic`). Each command parses, calls one
+flow and prints what it produced.
+
+The options of a flow's command are derived from the flow's config (`flows.options`): a setting is
+declared once, in its pydantic config, and the command line, the Prefect dashboard's form and the
+config agree by construction.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from flows.evaluate import EvaluateConfig, EvaluateResult, evaluate_flow
+from flows.ingest import IngestConfig, ingest_flow
+from flows.lyrics import LyricsConfig, lyrics_flow
+from flows.options import config_command
+from flows.pipeline import PipelineConfig, pipeline_flow
+from flows.predict import PredictConfig, predict_flow
+from flows.runtime.services import DEFAULT_MLFLOW_PORT, DEFAULT_PREFECT_PORT, LOOPBACK
+from flows.train import TrainFlowConfig, train_flow
+from flows.tune import TuneConfig, tune_flow
+from tasks.core.errors import UserInputError
+from tasks.core.runners import TaskPlacement, task_runner
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Unsupervised clustering of music with variational autoencoders (audio + lyrics).",
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(problem: BaseException | str) -> None:
+    """Print one line (`error: ...`) and exit with code 2."""
+    typer.secho(f"error: {_one_line(problem)}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _one_line(problem: BaseException | str) -> str:
+    if isinstance(problem, ValidationError):  # "field: what is wrong" instead of pydantic's block
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
+            for error in problem.errors()
+        )
+    return " ".join(str(problem).split())
+
+
+# Mistakes a user can cause, shown as one line. Anything else is a bug and keeps its traceback.
+# FileNotFoundError: a path the user gave, or an earlier stage not run yet.
+USER_ERRORS = (UserInputError, ValidationError, FileNotFoundError)
+
+
+def _run(flow: Any, config: Any) -> Any:
+    """Call a flow against the Prefect API chosen for this process (`flows.runtime.prefect_api`)."""
+    from flows.runtime import prefect_api
+    from registry.tracking import open_store_in_background
+
+    open_store_in_background()  # while Prefect creates the flow run and the flow starts
+    with prefect_api.connected():
+        return flow(config)
+
+
+def _checked(build: Any) -> Any:
+    """Run `build` (typically a config's validation); a user's mistake ends with one line."""
+    try:
+        return build()
+    except USER_ERRORS as error:
+        _fail(error)
+
+
+def _command(name: str, config: type, run: Any, **options: Any) -> None:
+    """Register `run(config, ...)` as command `name`, with options derived from `config`."""
+
+    command = config_command(config, run, **options)
+    app.command(name, help=inspect.getdoc(run))(_config_errors_as_one_line(command))
+
+
+def _config_errors_as_one_line(command: Any) -> Any:
+    """A user's mistake, found by the config's validation or by the flow, ends with one line."""
+
+    def wrapped(**values: Any) -> None:
+        try:
+            command(**values)
+        except USER_ERRORS as error:
+            _fail(error)
+
+    wrapped.__signature__ = command.__signature__  # type: ignore[attr-defined]
+    wrapped.__annotations__ = command.__annotations__
+    wrapped.__doc__ = command.__doc__
+    return wrapped
+
+
+@app.command("demo-data")
+def demo_data(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the demo collection to.")],
+    tracks: Annotated[
+        int, typer.Option(help="Number of tracks (1000 for a GTZAN-sized set).")
+    ] = 120,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
+) -> None:
+    """Generate the built-in synthetic multilingual music collection (no download)."""
+    from tasks.demo import generate_demo_dataset
+
+    dataset = _checked(lambda: generate_demo_dataset(out_dir, tracks=tracks, seed=seed))
+    typer.echo(f"wrote {dataset.n_tracks} tracks to {out_dir}")
+
+
+def ingest(config: IngestConfig, placement: TaskPlacement) -> None:
+    """Validate audio (quarantining bad files) and compute cached features."""
+    flow = ingest_flow
+    if not placement.is_default:
+        runner = task_runner(
+            placement.task_runner, workers=config.workers, address=placement.dask_address
+        )
+        flow = ingest_flow.with_options(task_runner=runner)
+    result = _run(flow, config)
+    typer.echo(
+        f"{result.n_ok} tracks ok, {result.n_quarantined} quarantined "
+        f"(see {result.workspace.quarantine_report}); tables in {result.workspace.root}"
+    )
+
+
+_command("ingest", IngestConfig, ingest, arguments=("data",), command_line=TaskPlacement)
+
+
+def run(config: PipelineConfig) -> None:
+    """The full pipeline: ingest, lyrics, every model, evaluation, report and champion."""
+    _run(pipeline_flow, config)
+
+
+_command("run", PipelineConfig, run, arguments=("data",))
+
+
+def evaluate(config: EvaluateConfig) -> None:
+    """Cluster every representation in the work dir, write the comparison report and plots."""
+    result: EvaluateResult = _run(evaluate_flow, config)
+    typer.echo(result.summary)
+
+
+_command("evaluate", EvaluateConfig, evaluate, arguments=("data",))
+
+
+def lyrics(config: LyricsConfig) -> None:
+    """Pair lyrics with tracks, tag languages and scripts, romanize and embed them."""
+    result = _run(lyrics_flow, config)
+    typer.echo(
+        f"{result.n_with_lyrics}/{result.n_tracks} tracks with lyrics, "
+        f"{result.n_unpaired} lyrics files unpaired ({result.unpaired_lyrics}); "
+        f"encoder {result.encoder_id}; table {result.lyrics_table}"
+    )
+
+
+_command("lyrics", LyricsConfig, lyrics, arguments=("data",))
+
+
+class ModelOverrides(BaseModel):
+    """`--set key=value` settings of the model (or of the trainer) being trained."""
+
+    set: list[str] = Field(
+        default_factory=list,
+        description="Model or trainer setting key=value, e.g. --set beta=4 "
+        "--set learning_rate=0.0005.",
+    )
+
+    @field_validator("set")
+    @classmethod
+    def _key_value_pairs(cls, pairs: list[str]) -> list[str]:
+        for pair in pairs:
+            key, sep, _ = pair.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"--set takes key=value, got {pair!r}")
+        return pairs
+
+    @property
+    def settings(self) -> dict[str, object]:
+        """The pairs as a mapping; values are read as JSON when they parse (numbers, lists,
+        true/false), else kept as text."""
+        parsed: dict[str, object] = {}
+        for pair in self.set:
+            key, _, value = pair.partition("=")
+            try:
+                parsed[key.strip()] = json.loads(value)
+            except json.JSONDecodeError:
+                parsed[key.strip()] = value
+        return parsed
+
+
+def train(config: TrainFlowConfig, overrides: ModelOverrides) -> None:
+    """Train one model of the zoo (runs the cached ingest, and lyrics when needed, first)."""
+    settings = overrides.settings
+    # A trainer setting given with --set (learning_rate=...) goes to the trainer, the rest to
+    # the model's config.
+    spec = config.spec
+    trainer = {k: settings.pop(k) for k in list(settings) if k in type(spec.train).model_fields}
+    spec = type(spec).model_validate(
+        spec.model_dump()
+        | {"overrides": spec.overrides | settings, "train": spec.train.model_dump() | trainer}
+    )
+    output = _run(train_flow, config.model_copy(update={"spec": spec}))
+    typer.echo(f"MLflow run {output.run_id}; latents in {output.latents}")
+    for name, value in sorted(output.final_metrics.items()):
+        typer.echo(f"  {name:28s} {value:.4g}")
+
+
+_command(
+    "train", TrainFlowConfig, train, arguments=("spec.model", "data"), command_line=ModelOverrides
+)
+
+
+def tune(config: TuneConfig) -> None:
+    """Search hyperparameters with Optuna (resumable), retrain and evaluate the best."""
+    result = _run(tune_flow, config)
+    study = result.study
+    best = (
+        f"{study.best_value:.4f} (trial {study.best_trial})"
+        if study.best_value is not None
+        else "none"
+    )
+    typer.echo(
+        f"study {study.study_name}: best validation_{study.objective} {best}; "
+        f"{study.n_complete} complete, {study.n_pruned} pruned, {study.n_failed} failed"
+    )
+    if result.final is not None:
+        typer.echo(f"retrained: MLflow run {result.final.output.run_id}")
+    typer.echo(f"MLflow run {result.run_id}; dashboard: {result.dashboard_command}")
+
+
+_command("tune", TuneConfig, tune, arguments=("search.model", "data"))
+
+
+def predict(config: PredictConfig) -> None:
+    """Assign new tracks to the champion's clusters and list their nearest collection tracks."""
+    from tasks.prediction.champion import model_version_of, resolve_model_uri
+
+    # A missing model is the commonest mistake: say so before a flow starts and fails.
+    model_version_of(resolve_model_uri(config.model))
+    result = _run(predict_flow, config)
+    typer.echo(result.table)
+    typer.echo(
+        f"{result.n_assigned}/{result.n_tracks} tracks assigned, {result.n_quarantined} "
+        f"quarantined; model {result.model_uri} (version {result.model_version or '-'}); "
+        f"predictions in {result.predictions}"
+    )
+
+
+_command("predict", PredictConfig, predict, arguments=("data",))
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on; the default keeps it on this machine.")
+    ] = LOOPBACK,
+    prefect_port: Annotated[
+        int, typer.Option(help="Prefect server and dashboard port.")
+    ] = DEFAULT_PREFECT_PORT,
+    mlflow_port: Annotated[int, typer.Option(help="MLflow UI port.")] = DEFAULT_MLFLOW_PORT,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Prefect's home and the service logs (default: .state in the repo)."),
+    ] = None,
+) -> None:
+    """Run the Prefect server, a worker, the deployments and the MLflow UI until Ctrl-C."""
+    from flows.runtime.serve import serve as run_service
+
+    raise typer.Exit(code=run_service(host, prefect_port, mlflow_port, state_dir))

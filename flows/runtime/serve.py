@@ -1,0 +1,148 @@
+"""Run the project as a local service: Prefect server, worker and deployments, and the MLflow UI.
+
+`python -m flows serve` starts, each in its own process group and on loopback unless asked:
+
+1. a Prefect server (`prefect server start`), its SQLite database in `.state/prefect/`
+   (or PostgreSQL when `PREFECT_API_DATABASE_CONNECTION_URL` says so);
+2. the process work pool `local` (created once) and a worker polling it;
+3. the deployments of `prefect.yaml` (`prefect --no-prompt deploy --all`), the nightly pipeline
+   among them;
+4. the MLflow UI (`mlflow ui`) on the project's tracking store (`registry.tracking.tracking_uri()`);
+
+waits until both servers answer their health checks, prints their URLs, and runs until Ctrl-C or
+SIGTERM. Then it stops everything it started, children of children included
+(`flows.runtime.supervisor`).
+
+The pieces live next door: `services` (addresses, environment, one function per piece),
+`deployments` (prefect.yaml), `supervisor` (process groups, signals), `state` (the `.state`
+folder).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from flows.runtime.deployments import DeployReport, apply_deployments
+from flows.runtime.prefect_api import remove_serve_record, write_serve_record
+from flows.runtime.services import (
+    DEFAULT_MLFLOW_PORT,
+    DEFAULT_PREFECT_PORT,
+    LOOPBACK,
+    ServicePlan,
+    create_work_pool,
+    start_mlflow_ui,
+    start_prefect_server,
+    start_worker,
+    wait_for_mlflow_ui,
+    wait_for_prefect_server,
+)
+from flows.runtime.state import REPO_ROOT, ServiceState
+from flows.runtime.supervisor import (
+    ServeError,
+    StopRequested,
+    Supervisor,
+    ignore_stop_signals,
+    stop_signals_raise,
+)
+
+EXIT_STOPPED = 0
+EXIT_SERVICE_FAILED = 1
+EXIT_PORT_TAKEN = 2
+
+
+def serve(
+    host: str = LOOPBACK,
+    prefect_port: int = DEFAULT_PREFECT_PORT,
+    mlflow_port: int = DEFAULT_MLFLOW_PORT,
+    state_dir: Path | None = None,
+    *,
+    repo_root: Path = REPO_ROOT,
+    tracking_uri: str | None = None,
+    deploy: bool = True,
+    worker_limit: int = 2,
+    startup_timeout_s: float = 240,
+    ready_file: Path | None = None,
+) -> int:
+    """Run Prefect server + worker + deployments and the MLflow UI until Ctrl-C or SIGTERM.
+
+    Args:
+        host: Interface both servers bind to; loopback by default, so nothing is reachable from
+            other machines unless asked (e.g. "0.0.0.0").
+        prefect_port, mlflow_port: TCP ports of the Prefect server and of the MLflow UI.
+        state_dir: Where Prefect's home and the service logs go (`ServiceState`);
+            default `<repo_root>/.state`.
+        repo_root: The project checkout the deployments run from.
+        tracking_uri: MLflow store of the UI and of every flow run; default
+            `registry.tracking.tracking_uri()`, relative paths taken from `repo_root`. A
+            tracking server somebody else runs (http, https, databricks) is used as it is, and
+            no UI is started.
+        deploy: Apply the deployments of `<repo_root>/prefect.yaml`.
+        worker_limit: Flow runs the worker runs at once.
+        startup_timeout_s: How long each server gets to become healthy (the first start
+            migrates its database).
+        ready_file: Written with the two URLs once everything is up (for scripts and tests).
+
+    Returns:
+        The process exit code: 0 after a requested stop, 1 when a service failed, 2 when a port
+        is taken.
+    """
+    state = ServiceState.chosen(state_dir, repo_root)
+    state.prefect_home.mkdir(parents=True, exist_ok=True)
+    plan = ServicePlan.build(
+        host, prefect_port, mlflow_port, state=state, repo_root=repo_root, tracking_uri=tracking_uri
+    )
+    try:
+        plan.check_ports()
+    except ServeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_PORT_TAKEN
+
+    code = EXIT_STOPPED
+    with stop_signals_raise():
+        supervisor = Supervisor(state.log_dir, owns_process=True)
+        try:
+            supervisor.open()
+            prefect_server = start_prefect_server(supervisor, plan)
+            # Started now so both servers boot at once; the UI is checked after Prefect's.
+            mlflow_ui = start_mlflow_ui(supervisor, plan) if plan.starts_mlflow_ui else None
+            wait_for_prefect_server(prefect_server, plan, timeout_s=startup_timeout_s)
+            create_work_pool(supervisor, plan)
+            start_worker(supervisor, plan, limit=worker_limit)
+            if deploy:
+                _print_deployments(apply_deployments(supervisor, plan.env, repo_root))
+            if mlflow_ui is not None:
+                wait_for_mlflow_ui(mlflow_ui, plan, timeout_s=startup_timeout_s)
+            _print_ready(plan, ready_file)
+            write_serve_record(state.prefect_home, plan.api_url)  # CLI runs find this server
+            supervisor.watch()
+        except ServeError as error:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            code = EXIT_SERVICE_FAILED
+        except (StopRequested, KeyboardInterrupt):
+            code = EXIT_STOPPED
+        finally:
+            ignore_stop_signals()
+            print("stopping ...", flush=True)
+            remove_serve_record(state.prefect_home)
+            supervisor.stop()
+    print("stopped.", flush=True)
+    return code
+
+
+def _print_deployments(report: DeployReport) -> None:
+    if report.applied:
+        print(f"deployments applied: {', '.join(report.applied)}", flush=True)
+    for name, reason in report.failed.items():
+        print(f"warning: deployment {name!r} not applied: {reason}", file=sys.stderr)
+
+
+def _print_ready(plan: ServicePlan, ready_file: Path | None) -> None:
+    """Tell the user where everything is; write `ready_file` (api URL, UI URL) last."""
+    print(f"Prefect dashboard: {plan.dashboard_url}")
+    print(f"MLflow UI:         {plan.mlflow_ui_url}")
+    print(f"Logs:              {plan.state.log_dir}")
+    print("CLI runs use this server while it runs (unless PREFECT_API_URL is set).")
+    print("Stop with Ctrl-C.", flush=True)
+    if ready_file is not None:
+        ready_file.write_text(f"{plan.api_url}\n{plan.mlflow_ui_url}\n")

@@ -1,0 +1,244 @@
+"""Writing the demo data set: audio, lyrics files, metadata, pairing truth and a marker.
+
+`generate_demo_dataset` writes, under one folder,
+
+    genres_original/<genre>/<genre>.NNNNN.wav   30 s, 22,050 Hz, mono, 16-bit PCM
+    lyrics/<track_id>.txt | <track_id>.lrc | <Artist - Title>.txt   (10% of tracks have none)
+    metadata.csv                                track_id, title, artist, genre, language, script,
+                                                romanized, code_mixed, has_lyrics
+    lyrics_truth.csv                            lyrics_file, track_id (ground truth of the pairing)
+    demo_dataset.json                           how it was made (seed, size, format)
+
+Everything is decided by `plan_demo_tracks` and generators seeded per track, so the same seed
+always gives byte-identical files and track k is the same whatever the number of tracks.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import soundfile as sf
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.demo.errors import DemoDataError
+from tasks.demo.lyrics import compose_lyrics, lrc_text, plain_text, song_file_name
+from tasks.demo.plan import DemoTrack, plan_demo_tracks
+from tasks.demo.seeding import Stream, pick, stream_rng
+from tasks.demo.song_names import orphan_songs
+from tasks.demo.styles import GENRES
+from tasks.demo.synthesis import synthesize_track
+from tasks.demo.vocabulary import SCRIPT_OF_LANGUAGE
+
+METADATA_COLUMNS: tuple[str, ...] = (
+    "track_id",
+    "title",
+    "artist",
+    "genre",
+    "language",
+    "script",
+    "romanized",
+    "code_mixed",
+    "has_lyrics",
+)
+_BOOLEAN_COLUMNS = ("romanized", "code_mixed", "has_lyrics")
+MARKER_FILE = "demo_dataset.json"
+
+
+class DemoDataset(BaseModel):
+    """What `generate_demo_dataset` wrote, and where each part of it lies."""
+
+    model_config = ConfigDict(frozen=True)
+
+    root: Path = Field(description="Folder holding genres_original/, lyrics/ and the CSV files.")
+    n_tracks: int = Field(description="Number of audio tracks written.")
+    genres: tuple[str, ...] = Field(description="Genres present, sorted.")
+    languages: tuple[str, ...] = Field(description="ISO 639-1 lyric languages present, sorted.")
+    seed: int = Field(description="Seed the collection was generated from.")
+    sample_rate: int = Field(description="Sample rate of every WAV file, Hz.")
+    duration_s: float = Field(description="Length of every clip, seconds.")
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.root / "genres_original"
+
+    @property
+    def lyrics_dir(self) -> Path:
+        return self.root / "lyrics"
+
+    @property
+    def metadata_csv(self) -> Path:
+        return self.root / "metadata.csv"
+
+    @property
+    def lyrics_truth_csv(self) -> Path:
+        return self.root / "lyrics_truth.csv"
+
+    @property
+    def marker_file(self) -> Path:
+        """`demo_dataset.json`: how the set was made; its presence marks a folder as ours."""
+        return self.root / MARKER_FILE
+
+    def audio_file(self, track: DemoTrack) -> Path:
+        """`genres_original/<genre>/<track_id>.wav`."""
+        return self.audio_dir / track.genre / f"{track.track_id}.wav"
+
+    def generated_paths(self) -> tuple[Path, ...]:
+        """Everything the generator writes directly under `root` (what regenerating clears)."""
+        return (
+            self.audio_dir,
+            self.lyrics_dir,
+            self.metadata_csv,
+            self.lyrics_truth_csv,
+            self.marker_file,
+        )
+
+
+def generate_demo_dataset(
+    out_dir: str | Path,
+    *,
+    tracks: int = 120,
+    seed: int = 0,
+    sample_rate: int = 22050,
+    duration_s: float = 30.0,
+) -> DemoDataset:
+    """Write the demo collection (audio, lyrics, metadata and pairing truth) under `out_dir`.
+
+    Args:
+        out_dir: folder to write into; created if missing. A folder that already holds a demo
+            set (it has `demo_dataset.json`) is regenerated in place.
+        tracks: number of audio tracks (genres rotate, so any count is balanced to within one).
+        seed: same seed -> byte-identical files; track k is the same for any `tracks` > k.
+        sample_rate: Hz of the WAV files.
+        duration_s: length of each clip in seconds.
+
+    Returns:
+        A `DemoDataset` describing what was written.
+
+    Raises:
+        DemoDataError: if `tracks` < 1, `sample_rate` < 8000, `duration_s` <= 0, or `out_dir`
+            holds data the generator did not write.
+    """
+    if sample_rate < 8000:
+        raise DemoDataError(f"sample_rate={sample_rate} must be at least 8000 Hz")
+    if not duration_s > 0:
+        raise DemoDataError(f"duration_s={duration_s} must be positive")
+    plans = plan_demo_tracks(tracks, seed)
+    dataset = DemoDataset(
+        root=Path(out_dir).expanduser().resolve(),
+        n_tracks=len(plans),
+        genres=tuple(sorted({plan.genre for plan in plans})),
+        languages=tuple(sorted({plan.language for plan in plans})),
+        seed=seed,
+        sample_rate=sample_rate,
+        duration_s=duration_s,
+    )
+    _clear_earlier_demo_set(dataset)
+    dataset.lyrics_dir.mkdir(parents=True, exist_ok=True)
+    truth_rows: list[dict[str, str | None]] = []
+    for plan in plans:
+        _write_audio(dataset, plan)
+        if plan.lyrics_file is not None:
+            _write_track_lyrics(dataset, plan, plan.lyrics_file)
+            truth_rows.append({"lyrics_file": plan.lyrics_file, "track_id": plan.track_id})
+    for name in _write_orphan_lyrics(dataset):
+        truth_rows.append({"lyrics_file": name, "track_id": None})
+    _write_metadata(dataset, plans)
+    _write_lyrics_truth(dataset, truth_rows)
+    _write_marker(dataset)
+    return dataset
+
+
+def _clear_earlier_demo_set(dataset: DemoDataset) -> None:
+    """Refuse to write over anything that is not an earlier demo data set (a real GTZAN copy
+    has a genres_original/ folder too), and clear an earlier demo set so no stale file stays."""
+    root = dataset.root
+    if root.exists() and not root.is_dir():
+        raise DemoDataError(f"out_dir={root} exists and is not a folder")
+    existing = [path for path in dataset.generated_paths() if path.exists()]
+    if not existing:
+        return
+    if not dataset.marker_file.is_file():
+        raise DemoDataError(
+            f"out_dir={root} already holds {', '.join(path.name for path in existing)} that the "
+            "demo generator did not write; choose an empty or new folder"
+        )
+    for path in existing:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def _write_audio(dataset: DemoDataset, plan: DemoTrack) -> None:
+    path = dataset.audio_file(plan)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    audio = synthesize_track(
+        plan.genre,
+        stream_rng(dataset.seed, Stream.AUDIO, plan.index),
+        sample_rate=dataset.sample_rate,
+        duration_s=dataset.duration_s,
+    )
+    sf.write(path, audio, dataset.sample_rate, subtype="PCM_16")
+
+
+def _write_track_lyrics(dataset: DemoDataset, plan: DemoTrack, file_name: str) -> None:
+    """The track's lyrics as LRC (timed to the clip) or plain text, some with section tags."""
+    rng = stream_rng(dataset.seed, Stream.LYRICS, plan.index)
+    is_lrc = plan.lyrics_style == "track_lrc"
+    lyrics = compose_lyrics(
+        plan.genre,
+        plan.language,
+        plan.script,
+        plan.code_mixed,
+        rng,
+        section_tags=not is_lrc and rng.random() < 0.6,
+    )
+    text = (
+        lrc_text(plan.artist, plan.title, lyrics.sung_lines, dataset.duration_s, rng)
+        if is_lrc
+        else plain_text(lyrics)
+    )
+    (dataset.lyrics_dir / file_name).write_text(text, encoding="utf-8")
+
+
+def _write_orphan_lyrics(dataset: DemoDataset) -> list[str]:
+    """Lyrics files of songs that are in no track (named "Artist - Title", the Bangla one in
+    Bengali script), as real lyrics folders have; returns their file names."""
+    rng = stream_rng(dataset.seed, Stream.ORPHANS)
+    names = []
+    for language, artist, title in orphan_songs(rng):
+        name = song_file_name(artist, title, bengali=True)
+        lyrics = compose_lyrics(
+            pick(rng, GENRES),
+            language,
+            SCRIPT_OF_LANGUAGE[language],
+            False,
+            rng,
+            section_tags=True,
+        )
+        (dataset.lyrics_dir / name).write_text(plain_text(lyrics), encoding="utf-8")
+        names.append(name)
+    return names
+
+
+def _write_metadata(dataset: DemoDataset, plans: list[DemoTrack]) -> None:
+    columns = {name: [getattr(plan, name) for plan in plans] for name in METADATA_COLUMNS}
+    schema = {
+        name: pl.Boolean if name in _BOOLEAN_COLUMNS else pl.String for name in METADATA_COLUMNS
+    }
+    pl.DataFrame(columns, schema=schema).write_csv(dataset.metadata_csv)
+
+
+def _write_lyrics_truth(dataset: DemoDataset, rows: list[dict[str, str | None]]) -> None:
+    pl.DataFrame(rows, schema={"lyrics_file": pl.String, "track_id": pl.String}).sort(
+        "lyrics_file"
+    ).write_csv(dataset.lyrics_truth_csv)
+
+
+def _write_marker(dataset: DemoDataset) -> None:
+    # the root is left out: a moved folder stays a valid demo set
+    marker = dataset.model_dump(mode="json") | {"generator": __name__, "root": None}
+    dataset.marker_file.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,91 @@
+"""The comparison the pipeline trains: every method of the zoo, its variants and the training
+settings of a profile (`quick`: minutes on a 2-core CPU; `full`: what a paper would use)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from models.multimodal_vae import FUSIONS
+from models.zoo import model_class
+from tasks.training.representation import ModelSpec
+from tasks.training.trainer import TrainConfig
+
+Profile = Literal["quick", "full"]
+BETAS = (0.5, 1.0, 2.0, 4.0)
+
+
+def model_specs(
+    profile: Profile,
+    max_epochs: int | None = None,
+    n_clusters: int | None = None,
+    *,
+    with_lyrics: bool = True,
+) -> list[ModelSpec]:
+    """Every method of the comparison with the training settings of the profile.
+
+    Args:
+        max_epochs: cap on every model's epochs (smoke tests, quick looks).
+        n_clusters: clusters asked of every method (VaDE's mixture gets as many components).
+        with_lyrics: False for an instrumental collection: the lyrics models have nothing to fuse
+            (and cannot be built when the lyrics encoder never saw text); the audio models run.
+    """
+    quick = profile == "quick"
+    seeds = (0,) if quick else (0, 1, 2)
+    mlp = dict(epochs=60 if quick else 200, patience=10 if quick else 20)
+    conv = dict(epochs=8 if quick else 60, patience=4 if quick else 12, batch_size=32)
+    conv_overrides = {"channels": [16, 32, 64, 128]} if quick else {}
+    if max_epochs is not None:
+        mlp["epochs"] = min(mlp["epochs"], max_epochs)
+        conv["epochs"] = min(conv["epochs"], max_epochs)
+    specs = []
+    for seed in seeds:
+        train = TrainConfig(seed=seed, **mlp)
+        specs += [
+            ModelSpec(model="ae", train=train),
+            ModelSpec(model="mlp_vae", train=train, features_label="audio_only"),
+            *[
+                ModelSpec(
+                    model="beta_vae",
+                    train=train,
+                    overrides={"beta": beta},
+                    features_label=f"beta={beta:g}",
+                )
+                for beta in BETAS
+            ],
+            ModelSpec(model="cvae", train=train, features_label="condition=language"),
+            # Conditioned on the genre labels: reported, never ranked with unsupervised rows.
+            ModelSpec(
+                model="cvae", train=train, condition="genre", features_label="condition=genre"
+            ),
+            # VaDE's mixture gets as many components as clusters are asked of every method.
+            ModelSpec(
+                model="vade",
+                train=train,
+                overrides={"n_components": n_clusters} if n_clusters else {},
+            ),
+            *[
+                ModelSpec(
+                    model="multimodal_vae",
+                    train=train,
+                    overrides={"fusion": fusion},
+                    features_label=f"fusion={fusion}, audio+lyrics",
+                )
+                for fusion in FUSIONS
+            ],
+            ModelSpec(
+                model="multimodal_vae",
+                train=train,
+                overrides={"fusion": "late"},
+                audio_only=True,
+                features_label="fusion=late, audio_only",
+            ),
+            ModelSpec(
+                model="conv_vae",
+                train=TrainConfig(seed=seed, **conv),
+                overrides=conv_overrides,
+                features_label="log-mel crops",
+            ),
+        ]
+    if not with_lyrics:
+        specs = [spec for spec in specs if not model_class(spec.model).uses_lyrics]
+    return specs

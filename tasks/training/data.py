@@ -1,0 +1,196 @@
+"""Training data read from the on-disk feature store, never the whole data set in memory.
+
+The crops of all tracks are gathered once into one memory-mapped array per data set and feature
+configuration (`WORKDIR/datasets/<key>/x.npy`), with the owning track of every crop. Batches are
+read from the memory map; per-track side information (condition, lyrics embedding) is looked up
+by track index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.base import InputKind
+from tasks.core.workspace import Workspace
+
+# The feature-store array a model of each input kind is trained on: per-crop summary statistics
+# (D,) or log-mel crops (n_mels, frames).
+_ARRAY_BY_KIND: dict[InputKind, str] = {"vector": "crop_stats", "spectrogram": "logmel"}
+
+
+def read_track_crops(
+    workspace: Workspace, feature_key: str, sha256: str, kind: InputKind
+) -> np.ndarray:
+    """The crops of one track as a model of input `kind` takes them.
+
+    Returns [shape=(n_crops, D)] for vectors or [shape=(n_crops, n_mels, frames)] for
+    spectrograms, float32. Raises FileNotFoundError when the track has no features under
+    `feature_key`.
+    """
+    with np.load(workspace.feature_file(feature_key, sha256)) as data:
+        return np.asarray(data[_ARRAY_BY_KIND[kind]], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class CropArrays:
+    """Paths of one gathered data set.
+
+    x.npy: [shape=(n_crops, D) float32] for vectors, [shape=(n_crops, n_mels, frames) float16] for
+    spectrograms. track_index.npy: [shape=(n_crops,) int64], row in `track_ids`.
+    """
+
+    root: Path
+
+    @property
+    def x(self) -> np.ndarray:
+        return np.load(self.root / "x.npy", mmap_mode="r")
+
+    @property
+    def track_index(self) -> np.ndarray:
+        return np.load(self.root / "track_index.npy")
+
+    @property
+    def track_ids(self) -> list[str]:
+        return json.loads((self.root / "track_ids.json").read_text())
+
+
+def gather_crops(
+    workspace: Workspace, feature_key: str, track_ids: list[str], shas: list[str], kind: InputKind
+) -> CropArrays:
+    """Write the crops of the given tracks into one memory-mapped array (once per content).
+
+    Track by track, so peak memory is one track's features, whatever the data set size.
+    """
+    digest = hashlib.sha256(json.dumps([feature_key, kind, track_ids, shas]).encode()).hexdigest()[
+        :16
+    ]
+    root = workspace.crop_dataset(digest)
+    if (root / "track_ids.json").exists():
+        return CropArrays(root)
+    root.mkdir(parents=True, exist_ok=True)
+    name = _ARRAY_BY_KIND[kind]
+    # First pass: crop counts from the small per-crop summary arrays (an npz reads one key at a
+    # time), not from the large crops; the second pass reads only the array being gathered.
+    counts = []
+    for sha in shas:
+        with np.load(workspace.feature_file(feature_key, sha)) as data:
+            counts.append(data["crop_stats"].shape[0])
+    with np.load(workspace.feature_file(feature_key, shas[0])) as data:
+        shape, dtype = data[name].shape[1:], data[name].dtype
+    x = np.lib.format.open_memmap(
+        root / "x.tmp.npy", mode="w+", dtype=dtype, shape=(sum(counts), *shape)
+    )
+    start = 0
+    for sha, count in zip(shas, counts, strict=True):
+        with np.load(workspace.feature_file(feature_key, sha)) as data:
+            x[start : start + count] = data[name]
+        start += count
+    x.flush()
+    del x
+    (root / "x.tmp.npy").replace(root / "x.npy")
+    np.save(root / "track_index.npy", np.repeat(np.arange(len(shas)), counts))
+    (root / "track_ids.json").write_text(json.dumps(track_ids))
+    return CropArrays(root)
+
+
+def split_tracks(
+    n_tracks: int, validation_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out split by track (never by crop: crops of one track are near-duplicates)."""
+    order = np.random.default_rng(seed).permutation(n_tracks)
+    n_val = round(validation_fraction * n_tracks) if n_tracks >= 10 else 0
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def normalization_statistics(
+    x: np.ndarray, rows: np.ndarray, kind: InputKind, chunk: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over the given crops, in chunks: per feature for vectors, per mel band
+    for spectrograms (shape (n_mels,))."""
+    total, total_sq, count = 0.0, 0.0, 0
+    for start in range(0, len(rows), chunk):
+        block = np.asarray(x[rows[start : start + chunk]], dtype=np.float64)
+        if kind == "spectrogram":
+            block = block.transpose(0, 2, 1).reshape(-1, block.shape[1])  # (crops*frames, n_mels)
+        total = total + block.sum(axis=0)
+        total_sq = total_sq + np.square(block).sum(axis=0)
+        count += block.shape[0]
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(total_sq / max(count, 1) - mean**2, 0.0))
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+@dataclass
+class TrackSideInformation:
+    """Per-track extras a model may need, indexed like `CropArrays.track_ids`.
+
+    condition: [shape=(n_tracks,) int64] class index (CVAE), or None.
+    lyrics: [shape=(n_tracks, L) float32] embeddings, with lyrics_mask [shape=(n_tracks,) bool].
+    """
+
+    condition: np.ndarray | None = None
+    lyrics: np.ndarray | None = None
+    lyrics_mask: np.ndarray | None = None
+    lyrics_encoder_id: str | None = None
+
+
+class CropBatches:
+    """Mini-batches of crops as model batch dicts, read from the memory map.
+
+    Rows are the crops of `tracks` (indices into the track list); shuffled with the epoch's seed
+    when `shuffle` is set.
+    """
+
+    def __init__(
+        self,
+        arrays: CropArrays,
+        tracks: np.ndarray,
+        side: TrackSideInformation,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        device: torch.device,
+        seed: int = 0,
+    ) -> None:
+        self.x = arrays.x
+        self.track_index = arrays.track_index
+        self.rows = np.flatnonzero(np.isin(self.track_index, tracks))
+        self.side = side
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.device = device
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return int(np.ceil(len(self.rows) / self.batch_size))
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        rows = self.rows
+        if self.shuffle:
+            rows = np.random.default_rng((self.seed, self.epoch)).permutation(rows)
+            self.epoch += 1
+        for start in range(0, len(rows), self.batch_size):
+            chunk = rows[start : start + self.batch_size]
+            if self.shuffle and len(chunk) < 2:  # batch norm needs two examples
+                continue
+            yield self.batch(np.sort(chunk))
+
+    def batch(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        non_blocking = self.device.type == "cuda"
+        x = torch.from_numpy(np.asarray(self.x[rows], dtype=np.float32))
+        batch = {"x": x.to(self.device, non_blocking=non_blocking)}
+        tracks = self.track_index[rows]
+        if self.side.condition is not None:
+            batch["condition"] = torch.from_numpy(self.side.condition[tracks]).to(self.device)
+        if self.side.lyrics is not None:
+            batch["lyrics"] = torch.from_numpy(self.side.lyrics[tracks]).to(self.device)
+            batch["lyrics_mask"] = torch.from_numpy(self.side.lyrics_mask[tracks]).to(self.device)
+        return batch

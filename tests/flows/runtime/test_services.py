@@ -1,0 +1,136 @@
+"""What every piece of `serve` agrees on: addresses, the tracking store, the environment, ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from flows.runtime.environment import RUNTIME_DEFAULTS
+from flows.runtime.services import (
+    ServicePlan,
+    absolute_tracking_uri,
+    client_host,
+    ensure_port_free,
+    is_remote_tracking_uri,
+    prefect_api_url,
+    service_environment,
+)
+from flows.runtime.state import ServiceState
+from flows.runtime.supervisor import ServeError
+from tests.flows.runtime.processes import free_port
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:4200/api"),
+        ("0.0.0.0", "http://127.0.0.1:4200/api"),
+        ("::", "http://[::1]:4200/api"),
+        ("::1", "http://[::1]:4200/api"),
+        ("myhost.lan", "http://myhost.lan:4200/api"),
+    ],
+)
+def test_clients_reach_the_prefect_server_through_a_connectable_address(
+    host: str, expected: str
+) -> None:
+    assert prefect_api_url(host, 4200) == expected
+    assert client_host("127.0.0.1") == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("sqlite:///mlflow.db", "sqlite:///{base}/mlflow.db"),
+        ("sqlite:////abs/m.db", "sqlite:////abs/m.db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("mlruns", "{base}/mlruns"),
+        ("ucla_runs", "{base}/ucla_runs"),  # a folder, however its name starts
+        ("postgresql://u@127.0.0.1:5432/mlflow", "postgresql://u@127.0.0.1:5432/mlflow"),
+        ("http://mlflow:5000", "http://mlflow:5000"),
+        ("databricks", "databricks"),
+    ],
+)
+def test_tracking_uri_is_made_absolute_against_the_repo(
+    tmp_path: Path, uri: str, expected: str
+) -> None:
+    assert absolute_tracking_uri(uri, tmp_path) == expected.format(base=tmp_path.resolve())
+
+
+@pytest.mark.parametrize(
+    ("uri", "remote"),
+    [
+        ("http://mlflow:5000", True),
+        ("https://mlflow.example.org", True),
+        ("databricks://profile", True),
+        ("databricks", True),  # MLflow's name for the default Databricks profile
+        ("databricks-uc", True),
+        ("sqlite:////x/mlflow.db", False),
+        ("postgresql+psycopg2://u@db/mlflow", False),
+        ("/x/mlruns", False),
+    ],
+)
+def test_serve_starts_a_ui_only_for_a_store_it_can_open_itself(uri: str, remote: bool) -> None:
+    assert is_remote_tracking_uri(uri) is remote
+    plan = ServicePlan.build(
+        "127.0.0.1",
+        4200,
+        5000,
+        state=ServiceState(Path("/s")),
+        repo_root=Path("/r"),
+        tracking_uri=uri,
+    )
+    assert plan.starts_mlflow_ui is not remote
+    assert plan.mlflow_ui_url == (uri if remote else "http://127.0.0.1:5000")
+
+
+def test_children_share_one_prefect_home_api_and_store(tmp_path: Path) -> None:
+    env = service_environment(
+        api_url="http://127.0.0.1:1/api",
+        tracking_uri="sqlite:////x/mlflow.db",
+        prefect_home=tmp_path / "prefect",
+        repo_root=tmp_path,
+        base={"PYTHONPATH": "/elsewhere", "PREFECT_API_DATABASE_CONNECTION_URL": "postgresql+x"},
+    )
+    assert env["PREFECT_HOME"] == str(tmp_path / "prefect")
+    assert env["PREFECT_API_URL"] == "http://127.0.0.1:1/api"
+    assert env["MLFLOW_TRACKING_URI"] == "sqlite:////x/mlflow.db"
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(tmp_path), "/elsewhere"]
+    assert env["PREFECT_API_DATABASE_CONNECTION_URL"] == "postgresql+x"  # passes through
+
+
+def test_children_get_the_runtime_defaults_unless_the_user_set_them(tmp_path: Path) -> None:
+    # Also when serve is called from Python, where the command line did not apply them first.
+    env = service_environment(
+        api_url="http://127.0.0.1:1/api",
+        tracking_uri="sqlite:////x/mlflow.db",
+        prefect_home=tmp_path,
+        repo_root=tmp_path,
+        base={"OMP_WAIT_POLICY": "ACTIVE"},
+    )
+    assert env["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    others = {k: v for k, v in RUNTIME_DEFAULTS.items() if k != "OMP_WAIT_POLICY"}
+    assert {k: env[k] for k in others} == others
+
+
+def test_a_taken_port_is_refused_with_the_option_to_change() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ServeError, match="--prefect-port"):
+            ensure_port_free("127.0.0.1", port, what="the Prefect server", option="--prefect-port")
+        plan = ServicePlan.build(
+            "127.0.0.1",
+            free_port(),
+            port,
+            state=ServiceState(Path("/s")),
+            repo_root=Path("/r"),
+            tracking_uri="sqlite:////x/mlflow.db",
+        )
+        with pytest.raises(ServeError, match=r"the MLflow UI.*--mlflow-port"):
+            plan.check_ports()

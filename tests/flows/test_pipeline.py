@@ -1,0 +1,124 @@
+"""End to end: the quick pipeline on a tiny generated collection, then a cached re-run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import get_args
+
+import polars as pl
+import pytest
+from mlflow.tracking import MlflowClient
+
+from flows.pipeline import PipelineConfig, pipeline_flow
+from models.multimodal_vae import Fusion
+from models.zoo import MODEL_NAMES
+from registry.champion import CHAMPION_MODEL
+from registry.models import version_by_alias
+from tasks.audio.features import FeatureConfig
+from tasks.evaluation.metrics import EXTERNAL_METRICS, INTERNAL_METRICS
+from tasks.evaluation.report import METHODS
+from tasks.training.comparison import model_specs
+
+TINY_FEATURES = FeatureConfig(n_mels=32, crop_frames=32, crop_hop_frames=32, max_crops=6)
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(prefect_api, tmp_path_factory: pytest.TempPathFactory):
+    workdir = tmp_path_factory.mktemp("pipeline") / "work"
+    config = PipelineConfig(
+        workdir=workdir,
+        demo_tracks=16,
+        demo_duration_s=4.0,
+        features=TINY_FEATURES,
+        max_epochs=2,
+        evaluation_seeds=2,
+        maps=["tsne"],
+    )
+    first = pipeline_flow(config)
+    return config, first
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_the_comparison_trains_every_model_of_the_zoo_and_every_fusion(profile: str) -> None:
+    specs = model_specs(profile)
+    assert {spec.model for spec in specs} == set(MODEL_NAMES)
+    fusions = {spec.overrides["fusion"] for spec in specs if spec.model == "multimodal_vae"}
+    assert fusions == set(get_args(Fusion))
+
+
+def _training_runs(client: MlflowClient) -> int:
+    experiment = client.get_experiment_by_name("training")
+    return len(client.search_runs([experiment.experiment_id], max_results=1000))
+
+
+def test_report_has_every_method_and_algorithm(pipeline_run) -> None:
+    _, result = pipeline_run
+    table = pl.read_csv(result.comparison)
+    methods = {spec.model for spec in model_specs("quick")} | {
+        "pca",
+        "spectral_features",
+        "handcrafted",
+    }
+    assert set(table["method"]) == methods
+    assert set(table["method"]) <= set(METHODS)
+    assert {"kmeans", "agglomerative", "dbscan", "gmm", "mixture"} <= set(table["algorithm"])
+    for column in (
+        *INTERNAL_METRICS,
+        *EXTERNAL_METRICS,
+        "nmi_std",
+        "uses_labels",
+        "n_clusters",
+    ):
+        assert column in table.columns
+    reports = Path(result.comparison).parent
+    assert (reports / "comparison.md").read_text().count("|") > 50
+    assert (reports / "comparison.tex").exists()
+    plots = list((reports / "plots").rglob("*.png"))
+    assert any(p.name == "beta_sweep.png" for p in plots)
+    assert any(p.name == "tsne_genre.png" for p in plots)
+    assert any(p.name == "cluster_language.png" for p in plots)
+    assert list((reports / "plots").rglob("interactive.html"))
+
+
+def test_label_using_rows_are_never_ranked_with_unsupervised(pipeline_run) -> None:
+    _, result = pipeline_run
+    table = pl.read_csv(result.comparison)
+    genre_cvae = table.filter(pl.col("features") == "condition=genre")
+    assert genre_cvae.height > 0
+    assert genre_cvae["uses_labels"].to_list() == [True] * genre_cvae.height
+    assert genre_cvae["rank"].null_count() == genre_cvae.height
+    unsupervised = table.filter(~pl.col("uses_labels"))
+    assert unsupervised["rank"].null_count() == 0
+    assert result.best["features"] != "condition=genre"
+
+
+def test_everything_is_in_mlflow_and_a_champion_is_registered(pipeline_run) -> None:
+    _, result = pipeline_run
+    client = MlflowClient()
+    evaluation = client.get_run(result.run_id)
+    parent_id = evaluation.data.tags["mlflow.parentRunId"]
+    assert client.get_run(parent_id).data.tags["stage"] == "pipeline"
+    children = client.search_runs(
+        [evaluation.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'",
+        max_results=500,
+    )
+    table = pl.read_csv(result.comparison)
+    assert len(children) == table.height
+    assert all(
+        "silhouette" in child.data.metrics
+        for child in children
+        if child.data.tags["algorithm"] != "dbscan"
+    )
+    champion = version_by_alias(CHAMPION_MODEL)
+    assert champion is not None
+    assert champion.tags["objective"] == result.ranking_metric
+
+
+def test_second_run_trains_nothing(pipeline_run) -> None:
+    config, first = pipeline_run
+    client = MlflowClient()
+    before = _training_runs(client)
+    second = pipeline_flow(config)
+    assert _training_runs(client) == before
+    assert pl.read_csv(second.comparison).equals(pl.read_csv(first.comparison))

@@ -1,0 +1,65 @@
+"""The champion's record survives the registry exactly, and a version without one reads as none."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from registry.champion import ChampionRecord, current_champion, promote
+from registry.models import log_model_folder, register_model, set_alias
+from registry.tracking import tracked_run
+
+
+def _package(folder: Path) -> list[Path]:
+    folder.mkdir()
+    files = [folder / "model.json", folder / "clustering.json"]
+    for path in files:
+        path.write_text("{}")
+    return files
+
+
+def test_a_promoted_champion_reads_back_with_its_exact_objective_value(tmp_path: Path) -> None:
+    # Rounding the stored value made an unchanged model look better or worse on its next run.
+    record = ChampionRecord(objective="nmi", value=0.123456789012345, fingerprint="data-1")
+    with tracked_run("evaluation", "promote") as run_id:
+        version = promote(
+            run_id=run_id,
+            files=_package(tmp_path / "package"),
+            record=record,
+            tags={"method": "mlp_vae"},
+            name="test-exact-champion",
+        )
+    assert current_champion("test-exact-champion") == record
+    with tracked_run("evaluation", "promote again") as run_id:
+        second = promote(
+            run_id=run_id,
+            files=_package(tmp_path / "again"),
+            record=record.model_copy(update={"value": 0.5}),
+            name="test-exact-champion",
+        )
+    assert int(second) == int(version) + 1
+    assert current_champion("test-exact-champion").value == 0.5
+
+
+def test_no_champion_and_a_champion_without_a_record_both_read_as_none(tmp_path: Path) -> None:
+    assert current_champion("test-never-registered") is None
+    with tracked_run("evaluation", "by hand") as run_id:
+        uri = log_model_folder(run_id, _package(tmp_path / "package"), name="champion")
+    version = register_model(uri, "test-untagged-champion")
+    set_alias("test-untagged-champion", "champion", version)
+    assert current_champion("test-untagged-champion") is None
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_a_record_needs_a_finite_value(value: float) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        ChampionRecord(objective="nmi", value=value, fingerprint="data")
+
+
+def test_tags_of_an_older_version_still_read() -> None:
+    tags = {"objective": "silhouette", "objective_value": "0.412346", "fingerprint": "abc"}
+    assert ChampionRecord.from_tags(tags) == ChampionRecord(
+        objective="silhouette", value=0.412346, fingerprint="abc"
+    )
