@@ -35,7 +35,7 @@ Not part of pytest (nothing here is collected). The machine may be shared: use `
 more; the fit uses the fastest run of each (side, size), the usual way to filter out noise, and
 is marked "noisy" when the repeats of one size disagree by more than half the difference between
 the sizes. Other processes stretch wall time but hardly CPU time, so the CPU figures stay usable
-under load, and they bound the wall figures (see `_ratio_rows`): the verdicts on the issue's
+under load, and they bound the wall figures (see `_wall_per_clip_s`): the verdicts on the issue's
 targets come from the wall fit when it is clean, else from those bounds when they are decisive.
 """
 
@@ -250,7 +250,7 @@ def run_core(data: Path, out_dir: Path) -> dict[str, Any]:
     extractor = extractor_for(config)
     tracks = {}
     for path in clip_paths(data):
-        audio = decode_audio(path, AudioConfig())
+        audio = decode_audio(path, AudioConfig(), sample_rate=config.sample_rate)
         tracks[path.name] = _ours_summary(extractor(audio.samples).track_stats, names)
     return {
         "import_s": imported - started,

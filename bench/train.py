@@ -12,8 +12,8 @@ the Hugging Face cache). The crops of both input kinds are gathered into their m
 any timing.
 
 Each model then trains in its own fresh subprocess, so its peak memory is its own: the data are
-built the way `tasks.training.representation.train_and_encode` builds them (ok tracks, track split,
-side information, per-band normalisation, default model config) and
+built the way `train_representation` (tasks/training/representation.py) builds them (ok tracks,
+track split, side information, per-band normalisation, default model config) and
 `tasks.training.trainer.train_model`
 runs `--epochs` epochs with early stopping out of reach, on the CPU, without MLflow, once per
 `--threads` value (torch intra-op threads; 0 = torch's default, one per core). Reported:
@@ -147,7 +147,7 @@ def train_one(
     seed: int,
     threads: int,
 ) -> dict[str, Any]:
-    """Build the data like `train_and_encode` and time `train_model` for `model_name`.
+    """Build the data like `train_representation` and time `train_model` for `model_name`.
 
     threads: torch intra-op threads, 0 for torch's default.
     """

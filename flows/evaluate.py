@@ -53,7 +53,9 @@ class EvaluateConfig(BaseModel):
         None, description="The collection; needed only when the work dir was never ingested."
     )
     workdir: WorkdirPath = DEFAULT_WORKDIR
-    algorithms: list[Algorithm] = Field(default_factory=lambda: list(ALGORITHMS))
+    algorithms: list[Algorithm] = Field(
+        default_factory=lambda: list(ALGORITHMS), description="Clustering algorithms compared."
+    )
     n_clusters: int | None = Field(
         None,
         ge=2,

@@ -14,7 +14,7 @@ import time
 import polars as pl
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.audio.decoding import AudioConfig
 from tasks.audio.discovery import CollectionPath, discover_sources
@@ -45,16 +45,6 @@ class IngestConfig(BaseModel):
     audio: AudioConfig = Field(default_factory=AudioConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     workers: int = Field(0, ge=0, description="Parallel decoders; 0 = one per CPU core.")
-
-    @model_validator(mode="after")
-    def _one_sample_rate(self) -> IngestConfig:
-        if self.audio.sample_rate != self.features.sample_rate:
-            raise ValueError(
-                f"audio.sample_rate ({self.audio.sample_rate}) and features.sample_rate "
-                f"({self.features.sample_rate}) must be equal: features are computed from the "
-                "decoded audio"
-            )
-        return self
 
 
 class IngestResult(BaseModel):

@@ -31,7 +31,6 @@ from tasks.prediction.champion import (
 from tasks.prediction.encoding import encode_with_champion
 from tasks.prediction.inputs import (
     SideInputs,
-    audio_settings,
     check_feature_key,
     plan_side_inputs,
     prediction_source,
@@ -73,8 +72,9 @@ class PredictConfig(BaseModel):
         "only with the lyrics encoder it was trained with.",
     )
     lyrics_encoder: EncoderSettings = Field(default_factory=EncoderSettings)
-    audio: AudioConfig | None = Field(
-        None, description="Validation settings; empty = defaults at the champion's sample rate."
+    audio: AudioConfig = Field(
+        default_factory=AudioConfig,
+        description="What counts as a usable file; the analysis rate is the champion's.",
     )
     n_nearest: int = Field(5, ge=0, le=100, description="Nearest collection tracks listed.")
     workers: int = Field(0, ge=0, description="Parallel decoders; 0 = one per CPU core.")
@@ -131,7 +131,7 @@ def predict_flow(config: PredictConfig) -> PredictResult:
         IngestConfig(
             data=source,
             workdir=workspace.root,
-            audio=audio_settings(package, config.audio),
+            audio=config.audio,
             features=package.feature_config,
             workers=config.workers,
         )

@@ -27,11 +27,11 @@ FAST_DECODER_EXTENSIONS = frozenset({".ogg", ".oga", ".mp3"})
 
 
 class AudioConfig(BaseModel):
-    """How audio is decoded and what counts as a usable file."""
+    """What counts as a usable file. The rate audio is resampled to is the features' analysis
+    rate (`FeatureConfig.sample_rate`): one setting, declared there."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    sample_rate: int = Field(22050, ge=8000, le=96000, description="Analysis sample rate (Hz).")
     min_duration_s: float = Field(
         1.0, ge=0.0, description="Shorter files are quarantined (seconds)."
     )
@@ -120,8 +120,8 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
         ) from None
 
 
-def decode_audio(path: str | Path, config: AudioConfig) -> DecodedAudio:
-    """Decode, down-mix to mono and resample to `config.sample_rate`, then validate.
+def decode_audio(path: str | Path, config: AudioConfig, *, sample_rate: int) -> DecodedAudio:
+    """Decode, validate, down-mix to mono and resample to `sample_rate` (Hz).
 
     Raises:
         AudioRejected: the file is empty, unreadable, truncated, too short, silent or holds
@@ -159,14 +159,14 @@ def decode_audio(path: str | Path, config: AudioConfig) -> DecodedAudio:
         )
 
     mono = _down_mix(data)
-    if source_rate != config.sample_rate:
+    if source_rate != sample_rate:
         # soxr's high-quality mode is librosa's default resampler (numbers stay comparable with
         # the literature) and is several times faster than a windowed-sinc resample in torch.
-        mono = soxr.resample(mono, source_rate, config.sample_rate, quality="HQ")
+        mono = soxr.resample(mono, source_rate, sample_rate, quality="HQ")
     samples = np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
     return DecodedAudio(
         samples=samples,
-        sample_rate=config.sample_rate,
+        sample_rate=sample_rate,
         source_sample_rate=int(source_rate),
         channels=int(channels),
         duration_s=float(duration_s),

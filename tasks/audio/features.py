@@ -33,7 +33,9 @@ class FeatureConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    sample_rate: int = Field(22050, description="Sample rate of the analysed audio (Hz).")
+    sample_rate: int = Field(
+        22050, ge=8000, le=96000, description="Analysis sample rate (Hz): audio is resampled to it."
+    )
     n_fft: int = Field(2048, ge=256, description="FFT size (samples).")
     hop_length: int = Field(512, ge=64, description="Hop between frames (samples).")
     n_mels: int = Field(128, ge=16, le=256, description="Mel bands of the log-mel spectrogram.")

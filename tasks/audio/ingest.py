@@ -182,7 +182,7 @@ def _process_one(
     samples = None
     decoded = not record.exists()
     if decoded:
-        check, samples = _validate(path, audio)
+        check, samples = _validate(path, audio, features.sample_rate)
         _write_text_atomically(record, check.model_dump_json())
     else:
         check = FileCheck.model_validate_json(record.read_text())
@@ -190,14 +190,16 @@ def _process_one(
     featurized = check.status == "ok" and not target.exists()
     if featurized:
         if samples is None:
-            samples = decode_audio(path, audio).samples
+            samples = decode_audio(path, audio, sample_rate=features.sample_rate).samples
         extractor_for(features)(samples).save(target)
     return ProcessedFile(**check.model_dump(), decoded=decoded, featurized=featurized)
 
 
-def _validate(path: str, config: AudioConfig) -> tuple[FileCheck, np.ndarray | None]:
+def _validate(
+    path: str, config: AudioConfig, sample_rate: int
+) -> tuple[FileCheck, np.ndarray | None]:
     try:
-        audio = decode_audio(path, config)
+        audio = decode_audio(path, config, sample_rate=sample_rate)
     except AudioRejected as rejection:
         return FileCheck.quarantined(str(rejection)), None
     check = FileCheck(

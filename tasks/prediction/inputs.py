@@ -19,7 +19,7 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.audio.decoding import AUDIO_EXTENSIONS, AudioConfig
+from tasks.audio.decoding import AUDIO_EXTENSIONS
 from tasks.audio.ingest import IngestRecord
 from tasks.core.workspace import Workspace
 from tasks.lyrics.embedding import (
@@ -60,23 +60,6 @@ def prediction_source(data: Path, workspace: Workspace) -> Path:
         pl.DataFrame({"audio_path": [str(data)], "track_id": [data.stem]}).write_csv(manifest)
         return manifest
     return data
-
-
-def audio_settings(package: ChampionPackage, audio: AudioConfig | None) -> AudioConfig:
-    """Validation settings for new tracks: `audio`, or the defaults at the sample rate the
-    champion's features were computed at.
-
-    Raises:
-        PredictionError: `audio` asks for another sample rate than the champion's features.
-    """
-    rate = package.feature_config.sample_rate
-    audio = audio or AudioConfig(sample_rate=rate)
-    if audio.sample_rate != rate:
-        raise PredictionError(
-            f"audio.sample_rate={audio.sample_rate} Hz but the champion's features are computed "
-            f"at {rate} Hz; leave audio.sample_rate at {rate}"
-        )
-    return audio
 
 
 def check_feature_key(package: ChampionPackage, feature_key: str) -> None:

@@ -389,7 +389,18 @@ def _run_tags(spec: ModelSpec, feature_key: str, fingerprint: str) -> dict[str, 
     }
 
 
-def train_and_encode(
+# Cached on the spec and the data fingerprint. The parent run and experiment only say where the run
+# is filed, and the epoch callback only watches: none of them may defeat the cache. Tuning trials
+# call the plain function (`train_representation.fn`): each trial is a fresh configuration.
+@task(
+    name="train_representation",
+    cache_policy=cached_on(
+        "tasks.training", "models", exclude=("parent_run_id", "experiment", "on_epoch")
+    ),
+    persist_result=True,
+    task_run_name="train {spec.run_name}",
+)
+def train_representation(
     spec: ModelSpec,
     workspace: Workspace,
     feature_key: str,
@@ -452,17 +463,3 @@ def train_and_encode(
         uses_labels=spec.uses_labels,
         final_metrics=final,
     )
-
-
-# The Prefect face of `train_and_encode`, cached on the spec and the data fingerprint. The parent
-# run and experiment only say where the run is filed, and the epoch callback only watches: none of
-# them may defeat the cache.
-train_representation = task(
-    train_and_encode,
-    name="train_representation",
-    cache_policy=cached_on(
-        "tasks.training", "models", exclude=("parent_run_id", "experiment", "on_epoch")
-    ),
-    persist_result=True,
-    task_run_name="train {spec.run_name}",
-)

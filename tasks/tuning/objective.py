@@ -1,6 +1,6 @@
 """The objective a trial is scored on, measured on held-out tracks, and one trial run end to end.
 
-A trial trains with `tasks.training.representation.train_and_encode` (a child MLflow run of the
+A trial trains with `tasks.training.representation.train_representation` (a child MLflow run of the
 session's run, never registered) and is scored on held-out tracks: the clustering is fitted on
 the latents of the training tracks, the validation tracks are assigned to it with
 `tasks.evaluation.clustering.assign`, and the objective is measured on the validation tracks only:
@@ -44,7 +44,7 @@ from tasks.training.representation import (
     ModelSpec,
     read_latents,
     side_information,
-    train_and_encode,
+    train_representation,
 )
 from tasks.training.trainer import encode_tracks
 from tasks.tuning.errors import TuningError
@@ -87,7 +87,7 @@ class ObjectiveScore:
 class HeldOutSplit:
     """The tracks of a work dir in the trainer's order and the trainer's held-out split.
 
-    track_ids / shas: ok tracks sorted by id (as `train_and_encode` orders them).
+    track_ids / shas: ok tracks sorted by id (as `train_representation` orders them).
     train, validation: [shape=(n,) int] indices into track_ids.
     genres: [len n_tracks] genre label per track (None when unknown).
     """
@@ -385,7 +385,7 @@ class TrialObjective:
         self, settings: TrialSettings, reporter: _EpochReporter
     ) -> tuple[str, ObjectiveScore]:
         """Train with `reporter` as the epoch callback; the trial's run id and final score."""
-        output = train_and_encode(
+        output = train_representation.fn(
             settings.spec,
             self.target.workspace,
             self.target.feature_key,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from registry.tracking import log_artifact, log_metrics, log_params, set_tags
 from tasks.evaluation.clustering import fitted_to_json
-from tasks.training.representation import TrainOutput, read_latents, train_and_encode
+from tasks.training.representation import TrainOutput, read_latents, train_representation
 from tasks.tuning.errors import TuningError
 from tasks.tuning.objective import HeldOutSplit, ObjectiveScore, score_for_search
 from tasks.tuning.space import ClusteringChoice, SearchSettings, settings_from_params
@@ -71,7 +71,7 @@ def retrain_best(
         features_label=f"tuned-{study_tag(target.name)}",
         epochs=epochs,
     )
-    output = train_and_encode(
+    output = train_representation.fn(
         settings.spec,
         target.workspace,
         target.feature_key,

@@ -12,7 +12,7 @@ import soundfile as sf
 from flows.ingest import IngestConfig, ingest_flow
 from tasks.audio.decoding import AudioConfig
 from tasks.audio.features import FeatureConfig, TrackFeatures
-from tasks.audio.ingest import IngestRecord, batches
+from tasks.audio.ingest import IngestRecord, _process_one, batches
 from tasks.core.workspace import Workspace
 
 SR = 22050
@@ -168,14 +168,28 @@ def test_manifest_source_with_missing_file(prefect_api, collection: Path, tmp_pa
     assert tracks.filter(pl.col("status") == "ok")["title"].to_list() == ["First"]
 
 
-def test_audio_and_feature_sample_rates_must_agree(collection: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="must be equal"):
-        IngestConfig(
-            data=collection,
-            workdir=tmp_path,
-            audio=AudioConfig(sample_rate=16000),
-            features=FeatureConfig(sample_rate=22050),
-        )
+def test_the_analysis_rate_is_one_setting_and_a_new_rate_does_not_revalidate(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "song.wav"
+    sf.write(path, tone(4, 440, sr=44100), 44100)
+    workspace = Workspace.open(tmp_path / "work")
+    audio = AudioConfig()
+    small = {"n_mels": 32, "crop_frames": 32, "crop_hop_frames": 32, "max_crops": 64}
+    at_22k = FeatureConfig(**small)
+    at_16k = FeatureConfig(sample_rate=16000, **small)
+
+    first = _process_one(str(path), "sha", audio, at_22k, workspace)
+    second = _process_one(str(path), "sha", audio, at_16k, workspace)
+
+    assert (first.decoded, first.featurized) == (True, True)
+    # The verdict on the file does not depend on the analysis rate; the features do.
+    assert (second.decoded, second.featurized) == (False, True)
+    crops = {
+        rate: TrackFeatures.load(workspace.feature_file(config.key, "sha")).logmel.shape[0]
+        for rate, config in ((22050, at_22k), (16000, at_16k))
+    }
+    assert crops[16000] < crops[22050]  # fewer frames of 512 samples in 4 s at 16 kHz
 
 
 @pytest.mark.parametrize(

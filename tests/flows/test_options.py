@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pytest
+import soundfile as sf
 import typer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 from typer.testing import CliRunner
 
-from flows.options import config_command, config_options
+from flows.options import config_command, config_from_options, config_options
 
 runner = CliRunner()
 
@@ -123,3 +126,54 @@ def test_every_expressible_field_has_exactly_one_option() -> None:
 def test_an_argument_the_command_line_cannot_express_is_a_programming_error() -> None:
     with pytest.raises(TypeError, match="overrides"):
         config_options(Example, arguments=("overrides",))
+
+
+def _real_commands() -> dict[str, tuple[type[BaseModel], tuple[str, ...], dict[str, Any]]]:
+    """command -> (its flow's config, positional arguments, the required nested values)."""
+    from flows.evaluate import EvaluateConfig
+    from flows.ingest import IngestConfig
+    from flows.lyrics import LyricsConfig
+    from flows.pipeline import PipelineConfig
+    from flows.predict import PredictConfig
+    from flows.train import TrainFlowConfig
+    from flows.tune import TuneConfig
+
+    return {
+        "ingest": (IngestConfig, ("data",), {}),
+        "lyrics": (LyricsConfig, ("data",), {}),
+        "train": (TrainFlowConfig, ("spec.model", "data"), {"spec": {"model": "mlp_vae"}}),
+        "tune": (TuneConfig, ("search.model", "data"), {"search": {"model": "mlp_vae"}}),
+        "evaluate": (EvaluateConfig, ("data",), {}),
+        "predict": (PredictConfig, ("data",), {}),
+        "run": (PipelineConfig, ("data",), {}),
+    }
+
+
+def _field(config: type[BaseModel], path: tuple[str, ...]) -> FieldInfo:
+    for name in path[:-1]:
+        config = config.model_fields[name].annotation
+    return config.model_fields[path[-1]]
+
+
+@pytest.mark.parametrize("command", list(_real_commands()))
+def test_a_flow_command_and_its_config_agree_on_every_setting(command: str, tmp_path: Path) -> None:
+    from flows.cli import app
+
+    config, arguments, required = _real_commands()[command]
+    sf.write(tmp_path / "song.wav", np.zeros(22050, dtype=np.float32), 22050)
+    options = config_options(config, arguments=arguments)
+    typed = {"data": tmp_path, "spec__model": "mlp_vae", "search__model": "mlp_vae"}
+    values = {o.parameter.name: typed.get(o.parameter.name, o.parameter.default) for o in options}
+
+    # Untouched options give the config's own defaults...
+    assert config_from_options(config, options, values) == config.model_validate(
+        {"data": tmp_path, **required}
+    )
+    # ...and --help shows each setting with the config's description.
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.output.split())
+    for option in options:
+        description = _field(config, option.path).description
+        assert description, f"{command}: {'.'.join(option.path)} has no description"
+        assert description[:24] in shown, f"{command}: {'.'.join(option.path)}"

@@ -53,7 +53,7 @@ def champion(prefect_api, tmp_path_factory: pytest.TempPathFactory) -> Champion:
     from tasks.demo import generate_demo_dataset
     from tasks.evaluation.representations import Representation, file_sha
     from tasks.lyrics.embedding import EncoderSettings
-    from tasks.training.representation import ModelSpec, train_and_encode
+    from tasks.training.representation import ModelSpec, train_representation
     from tasks.training.trainer import TrainConfig
 
     root = tmp_path_factory.mktemp("predict")
@@ -71,7 +71,7 @@ def champion(prefect_api, tmp_path_factory: pytest.TempPathFactory) -> Champion:
     lyrics = lyrics_flow(LyricsConfig(data=collection.root, workdir=workdir, encoder=settings))
     assert lyrics.encoder_kind == TRANSFORMER_KIND
     assert lyrics.n_with_lyrics > 0
-    trained = train_and_encode(
+    trained = train_representation.fn(
         ModelSpec(model="multimodal_vae", train=TrainConfig(epochs=10, seed=0)),
         ingested.workspace,
         ingested.feature_key,

@@ -119,7 +119,7 @@ def train_and_validation(arrays: CropArrays, seed: int = 0) -> tuple[CropBatches
 
 
 def tiny_model(name: str, seed: int = 0, **overrides: Any) -> RepresentationModel:
-    """A small model on FEATURE_DIM inputs, built after seeding (as `train_and_encode` does)."""
+    """A small model on FEATURE_DIM inputs, built after seeding (as `train_representation` does)."""
     seed_everything(seed)
     return build_model(name, input_shape=(FEATURE_DIM,), overrides={**TINY_MLP, **overrides})
 
