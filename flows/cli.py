@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from flows.evaluate import EvaluateConfig, EvaluateResult, evaluate_flow
 from flows.ingest import IngestConfig, ingest_flow
@@ -27,6 +27,7 @@ from flows.train import TrainFlowConfig, train_flow
 from flows.tune import TuneConfig, tune_flow
 from tasks.core.errors import UserInputError
 from tasks.core.runners import TaskPlacement, task_runner
+from tasks.demo import DemoSettings, generate_demo_dataset
 
 app = typer.Typer(
     add_completion=False,
@@ -38,23 +39,14 @@ app = typer.Typer(
 
 def _fail(problem: BaseException | str) -> None:
     """Print one line (`error: ...`) and exit with code 2."""
-    typer.secho(f"error: {_one_line(problem)}", fg=typer.colors.RED, err=True)
+    typer.secho(f"error: {' '.join(str(problem).split())}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
 
 
-def _one_line(problem: BaseException | str) -> str:
-    if isinstance(problem, ValidationError):  # "field: what is wrong" instead of pydantic's block
-        return "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: "
-            f"{error['msg'].removeprefix('Value error, ')}"
-            for error in problem.errors()
-        )
-    return " ".join(str(problem).split())
-
-
-# Mistakes a user can cause, shown as one line. Anything else is a bug and keeps its traceback.
-# FileNotFoundError: a path the user gave, or an earlier stage not run yet.
-USER_ERRORS = (UserInputError, ValidationError, FileNotFoundError)
+# Mistakes a user can cause, shown as one line: invalid settings (`flows.options`), and what the
+# stages raise as `UserInputError`; FileNotFoundError: a path the user gave, or an earlier stage
+# not run yet. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (UserInputError, FileNotFoundError)
 
 
 def _run(flow: Any, config: Any) -> Any:
@@ -65,14 +57,6 @@ def _run(flow: Any, config: Any) -> Any:
     open_store_in_background()  # while Prefect creates the flow run and the flow starts
     with prefect_api.connected():
         return flow(config)
-
-
-def _checked(build: Any) -> Any:
-    """Run `build` (typically a config's validation); a user's mistake ends with one line."""
-    try:
-        return build()
-    except USER_ERRORS as error:
-        _fail(error)
 
 
 def _command(name: str, config: type, run: Any, **options: Any) -> None:
@@ -97,19 +81,23 @@ def _config_errors_as_one_line(command: Any) -> Any:
     return wrapped
 
 
-@app.command("demo-data")
-def demo_data(
-    out_dir: Annotated[Path, typer.Argument(help="Folder to write the demo collection to.")],
-    tracks: Annotated[
-        int, typer.Option(help="Number of tracks (1000 for a GTZAN-sized set).")
-    ] = 120,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
-) -> None:
-    """Generate the built-in synthetic multilingual music collection (no download)."""
-    from tasks.demo import generate_demo_dataset
+class DemoDataRequest(BaseModel):
+    """Where to write the demo collection, and its settings."""
 
-    dataset = _checked(lambda: generate_demo_dataset(out_dir, tracks=tracks, seed=seed))
-    typer.echo(f"wrote {dataset.n_tracks} tracks to {out_dir}")
+    out_dir: Path = Field(description="Folder to write the demo collection to.")
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+
+
+def demo_data(request: DemoDataRequest) -> None:
+    """Generate the built-in synthetic multilingual music collection (no download)."""
+    settings = request.demo
+    dataset = generate_demo_dataset(
+        request.out_dir, tracks=settings.tracks, seed=settings.seed, duration_s=settings.duration_s
+    )
+    typer.echo(f"wrote {dataset.n_tracks} tracks to {request.out_dir}")
+
+
+_command("demo-data", DemoDataRequest, demo_data, arguments=("out_dir",))
 
 
 def ingest(config: IngestConfig, placement: TaskPlacement) -> None:

@@ -13,7 +13,7 @@ typer options, so `--help`, the form and the config cannot disagree:
   dashboard-only, and so do fields a command excludes (`parent_run_id`).
 
 Values are not validated here: the options collect what was typed and the config validates it
-(`ValidationError` names the field), exactly as the dashboard's form does.
+(`InvalidSettings` names the field), exactly as the dashboard's form does.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
+
+from tasks.core.errors import UserInputError
 
 # Set by the pipeline (a parent MLflow run) or internal to flows calling flows.
 INTERNAL_FIELDS = frozenset({"parent_run_id"})
@@ -206,18 +208,38 @@ def config_options(
     return options
 
 
+class InvalidSettings(UserInputError):
+    """What was typed does not make a valid config; the message names each field and problem."""
+
+
+def one_line(error: ValidationError) -> str:
+    """`field: what is wrong; ...` instead of pydantic's multi-line block."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc'])}: "
+        f"{problem['msg'].removeprefix('Value error, ')}"
+        for problem in error.errors()
+    )
+
+
 def config_from_options(
     config: type[BaseModel], options: list[ConfigOption], values: dict[str, Any]
 ) -> Any:
-    """Build and validate `config` from what the command line collected (pydantic errors name
-    the field, e.g. `features.n_mels: Input should be less than or equal to 256`)."""
+    """Build and validate `config` from what the command line collected.
+
+    Raises:
+        InvalidSettings: naming each field, e.g. `features.n_mels: Input should be less than or
+            equal to 256`. Only here is a pydantic error the user's: elsewhere it is a bug.
+    """
     data: dict[str, Any] = {}
     for option in options:
         target = data
         for part in option.path[:-1]:
             target = target.setdefault(part, {})
         target[option.path[-1]] = values[option.parameter.name]
-    return config.model_validate(data)
+    try:
+        return config.model_validate(data)
+    except ValidationError as error:
+        raise InvalidSettings(one_line(error)) from None
 
 
 def config_command(

@@ -20,6 +20,7 @@ from tasks.audio.discovery import CollectionPath
 from tasks.audio.features import FeatureConfig
 from tasks.core.workspace import DEFAULT_WORKDIR, WorkdirPath, Workspace
 from tasks.demo.collection import demo_collection
+from tasks.demo.writer import DemoSettings
 from tasks.evaluation.plots import MapMethod
 from tasks.evaluation.representations import read_labels
 from tasks.training.comparison import Profile, model_specs
@@ -36,11 +37,12 @@ class PipelineConfig(BaseModel):
     )
     workdir: WorkdirPath = DEFAULT_WORKDIR
     profile: Profile = Field("quick", description="quick (minutes on a CPU) or full (paper).")
-    demo_tracks: int = Field(120, ge=8, description="Size of the generated demo set.")
+    demo: DemoSettings = Field(
+        default_factory=DemoSettings, description="The built-in demo set, used when data is empty."
+    )
     # Declared by the evaluation's config, which receives them.
     evaluation_seeds: int = EvaluateConfig.model_fields["seeds"]
     n_clusters: int | None = EvaluateConfig.model_fields["n_clusters"]
-    demo_duration_s: float = Field(30.0, gt=0, description="Clip length of the demo set (s).")
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     maps: list[MapMethod] = EvaluateConfig.model_fields["maps"]
     max_epochs: int | None = Field(
@@ -53,9 +55,7 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
     logger = get_run_logger()
     workspace = Workspace.open(config.workdir)
     workdir = workspace.root
-    data = config.data or demo_collection(
-        workspace.demo_data, config.demo_tracks, config.demo_duration_s
-    )
+    data = config.data or demo_collection(workspace.demo_data, config.demo)
     ingested = ingest_flow(IngestConfig(data=data, workdir=workdir, features=config.features))
     lyrics = lyrics_flow(LyricsConfig(data=data, workdir=workdir))
 

@@ -22,7 +22,7 @@ from tasks.demo.plan import DemoTrack, plan_demo_tracks
 from tasks.demo.styles import GENRES
 from tasks.demo.synthesis import synthesize_track
 from tasks.demo.vocabulary import LANGUAGES
-from tasks.demo.writer import METADATA_COLUMNS, DemoDataset, generate_demo_dataset
+from tasks.demo.writer import METADATA_COLUMNS, DemoDataset, DemoSettings, generate_demo_dataset
 
 __all__ = [
     "GENRES",
@@ -30,6 +30,7 @@ __all__ = [
     "METADATA_COLUMNS",
     "DemoDataError",
     "DemoDataset",
+    "DemoSettings",
     "DemoTrack",
     "generate_demo_dataset",
     "plan_demo_tracks",

@@ -96,13 +96,29 @@ class DemoDataset(BaseModel):
         )
 
 
+class DemoSettings(BaseModel):
+    """The settings of the demo collection that a user chooses (the command line's `demo-data`
+    and the pipeline's form derive their options from these)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tracks: int = Field(
+        120, ge=1, description="Demo set: number of tracks (1000 for a GTZAN-sized set)."
+    )
+    duration_s: float = Field(30.0, gt=0, description="Demo set: length of each clip (s).")
+    seed: int = Field(0, description="Demo set: random seed; the same seed gives the same files.")
+
+
+_DEFAULTS = DemoSettings()
+
+
 def generate_demo_dataset(
     out_dir: str | Path,
     *,
-    tracks: int = 120,
-    seed: int = 0,
+    tracks: int = _DEFAULTS.tracks,
+    seed: int = _DEFAULTS.seed,
     sample_rate: int = 22050,
-    duration_s: float = 30.0,
+    duration_s: float = _DEFAULTS.duration_s,
 ) -> DemoDataset:
     """Write the demo collection (audio, lyrics, metadata and pairing truth) under `out_dir`.
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import typer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
 from typer.testing import CliRunner
 
-from flows.options import config_command, config_from_options, config_options
+from flows.options import InvalidSettings, config_command, config_from_options, config_options
 
 runner = CliRunner()
 
@@ -104,13 +104,13 @@ def test_help_shows_each_description_and_hides_what_the_command_line_cannot_say(
 
 def test_the_config_validates_what_was_typed(tmp_path: Path) -> None:
     result = runner.invoke(_app([]), ["example", str(tmp_path), "--n-mels", "4"])
-    assert isinstance(result.exception, ValidationError)
+    assert isinstance(result.exception, InvalidSettings)
     assert "n_mels" in str(result.exception)
 
 
 def test_a_choice_outside_the_literal_is_refused_by_the_config(tmp_path: Path) -> None:
     result = runner.invoke(_app([]), ["example", str(tmp_path), "--algorithm", "dbscan"])
-    assert isinstance(result.exception, ValidationError)
+    assert isinstance(result.exception, InvalidSettings)
     assert "algorithm" in str(result.exception)
 
 

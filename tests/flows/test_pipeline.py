@@ -15,6 +15,7 @@ from models.zoo import MODEL_NAMES
 from registry.champion import CHAMPION_MODEL
 from registry.models import version_by_alias
 from tasks.audio.features import FeatureConfig
+from tasks.demo import DemoSettings
 from tasks.evaluation.metrics import EXTERNAL_METRICS, INTERNAL_METRICS
 from tasks.evaluation.report import METHODS
 from tasks.training.comparison import model_specs
@@ -27,8 +28,7 @@ def pipeline_run(prefect_api, tmp_path_factory: pytest.TempPathFactory):
     workdir = tmp_path_factory.mktemp("pipeline") / "work"
     config = PipelineConfig(
         workdir=workdir,
-        demo_tracks=16,
-        demo_duration_s=4.0,
+        demo=DemoSettings(tracks=16, duration_s=4.0),
         features=TINY_FEATURES,
         max_epochs=2,
         evaluation_seeds=2,
