@@ -224,13 +224,15 @@ _command("tune", TuneConfig, tune, arguments=("search.model", "data"))
 
 
 def predict(config: PredictConfig) -> None:
-    """Assign new tracks to the champion's clusters and list their nearest collection tracks."""
+    """Assign new tracks to the champion's clusters and list their nearest collection tracks.
+
+    The flow logs the table (also in the dashboard); the command adds one summary line.
+    """
     from tasks.prediction.champion import model_version_of, resolve_model_uri
 
     # A missing model is the commonest mistake: say so before a flow starts and fails.
     model_version_of(resolve_model_uri(config.model))
     result = _run(predict_flow, config)
-    typer.echo(result.table)
     typer.echo(
         f"{result.n_assigned}/{result.n_tracks} tracks assigned, {result.n_quarantined} "
         f"quarantined; model {result.model_uri} (version {result.model_version or '-'}); "
