@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha1su
 DATA ?=
 WORKDIR ?= workdir
 PROFILE ?= quick
-# `make serve HOST=... PREFECT_PORT=... MLFLOW_PORT=...`; unset = the command's own defaults.
+# `make serve HOST=... PREFECT_PORT=... MLFLOW_PORT=... OPTUNA_PORT=...`; unset = the command's
+# own defaults.
 HOST ?=
 PREFECT_PORT ?=
 MLFLOW_PORT ?=
+OPTUNA_PORT ?=
 
 # Project state (Prefect's SQLite database and results) lives in the repo, not in ~. Other
 # process defaults (OMP_WAIT_POLICY, Prefect's start-up timeout, ...) are applied by every entry
@@ -47,7 +49,8 @@ bench: install
 
 serve: install
 	$(BIN)/python -m flows serve $(if $(HOST),--host $(HOST)) \
-		$(if $(PREFECT_PORT),--prefect-port $(PREFECT_PORT)) $(if $(MLFLOW_PORT),--mlflow-port $(MLFLOW_PORT))
+		$(if $(PREFECT_PORT),--prefect-port $(PREFECT_PORT)) $(if $(MLFLOW_PORT),--mlflow-port $(MLFLOW_PORT)) \
+		$(if $(OPTUNA_PORT),--optuna-port $(OPTUNA_PORT))
 
 clean:
 	rm -rf $(WORKDIR) .state mlflow.db mlartifacts mlruns

@@ -241,6 +241,12 @@ def running_serve(scratch: Path) -> Iterator[None]:
     stores.mkdir(parents=True, exist_ok=True)
     env = subprocess_environment(stores)
     ports = ["--prefect-port", str(_free_port()), "--mlflow-port", str(_free_port())]
+    ports += [
+        "--optuna-port",
+        str(_free_port()),
+        "--optuna-storage",
+        f"sqlite:///{stores}/optuna.db",
+    ]
     with open(scratch / "serve.log", "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "flows", "serve", "--state-dir", str(state), *ports],

@@ -1,7 +1,8 @@
 """`python -m flows` and the `vaemusic` command: the command line of `flows.cli`.
 
-Kept free of heavy imports: a temporary Prefect server (when a command needs one) starts booting
-before torch, Prefect and MLflow are imported by `flows.cli`, so the two overlap.
+Kept free of heavy imports: a mistyped command, model or data path is reported at once
+(`flows.runtime.precheck`), and a temporary Prefect server (when a command needs one) starts
+booting before torch, Prefect and MLflow are imported by `flows.cli`, so the two overlap.
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ import os
 import sys
 
 from flows.runtime.environment import apply_runtime_defaults
+from flows.runtime.precheck import mistake_in
+
+EXIT_USAGE = 2  # as click (and `flows.cli`) exit for a user's mistake
 
 
 def main() -> None:
+    if mistake := mistake_in(sys.argv[1:]):
+        print(f"error: {mistake}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
     apply_runtime_defaults()
     exit_status = _exit_without_teardown()  # registered first, so its hook runs last
     from flows.runtime import prefect_api

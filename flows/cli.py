@@ -8,26 +8,34 @@ config agree by construction.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from flows.evaluate import EvaluateConfig, EvaluateResult, evaluate_flow
 from flows.ingest import IngestConfig, ingest_flow
 from flows.lyrics import LyricsConfig, lyrics_flow
-from flows.options import config_command
+from flows.options import InvalidSettings, config_command, one_line
 from flows.pipeline import PipelineConfig, pipeline_flow
 from flows.predict import PredictConfig, predict_flow
-from flows.runtime.services import DEFAULT_MLFLOW_PORT, DEFAULT_PREFECT_PORT, LOOPBACK
+from flows.runtime.services import (
+    DEFAULT_MLFLOW_PORT,
+    DEFAULT_OPTUNA_PORT,
+    DEFAULT_PREFECT_PORT,
+    LOOPBACK,
+)
 from flows.train import TrainFlowConfig, train_flow
 from flows.tune import TuneConfig, tune_flow
+from models.zoo import config_class
 from tasks.core.errors import UserInputError
 from tasks.core.runners import TaskPlacement, task_runner
 from tasks.demo import DemoSettings, generate_demo_dataset
+from tasks.training.representation import ModelSpec
 
 app = typer.Typer(
     add_completion=False,
@@ -180,17 +188,40 @@ class ModelOverrides(BaseModel):
         return parsed
 
 
+def with_overrides(spec: ModelSpec, settings: dict[str, object]) -> ModelSpec:
+    """`spec` with the `--set` settings applied: a trainer setting (learning_rate=...) to the
+    trainer, the others to the model's config. Checked here, before any flow starts.
+
+    Raises:
+        InvalidSettings: a key neither the model's config nor the trainer has (the message lists
+            the valid keys, one line), or a value either of them rejects (naming the key).
+    """
+    model_fields = config_class(spec.model).model_fields
+    trainer_fields = type(spec.train).model_fields
+    unknown = [key for key in settings if key not in model_fields and key not in trainer_fields]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], [*model_fields, *trainer_fields], n=1)
+        raise InvalidSettings(
+            f"unknown --set key {unknown[0]!r} for {spec.model}"
+            + (f", did you mean {close[0]!r}?" if close else "")
+            + f" (model keys: {', '.join(sorted(model_fields))}; "
+            + f"trainer keys: {', '.join(sorted(trainer_fields))})"
+        )
+    trainer = {k: v for k, v in settings.items() if k in trainer_fields}
+    model = {k: v for k, v in settings.items() if k not in trainer_fields}
+    try:
+        config_class(spec.model).model_validate(spec.overrides | model)
+        return type(spec).model_validate(
+            spec.model_dump()
+            | {"overrides": spec.overrides | model, "train": spec.train.model_dump() | trainer}
+        )
+    except ValidationError as error:
+        raise InvalidSettings(f"--set {one_line(error)}") from None
+
+
 def train(config: TrainFlowConfig, overrides: ModelOverrides) -> None:
     """Train one model of the zoo (runs the cached ingest, and lyrics when needed, first)."""
-    settings = overrides.settings
-    # A trainer setting given with --set (learning_rate=...) goes to the trainer, the rest to
-    # the model's config.
-    spec = config.spec
-    trainer = {k: settings.pop(k) for k in list(settings) if k in type(spec.train).model_fields}
-    spec = type(spec).model_validate(
-        spec.model_dump()
-        | {"overrides": spec.overrides | settings, "train": spec.train.model_dump() | trainer}
-    )
+    spec = with_overrides(config.spec, overrides.settings)
     output = _run(train_flow, config.model_copy(update={"spec": spec}))
     typer.echo(f"MLflow run {output.run_id}; latents in {output.latents}")
     for name, value in sorted(output.final_metrics.items()):
@@ -252,12 +283,29 @@ def serve(
         int, typer.Option(help="Prefect server and dashboard port.")
     ] = DEFAULT_PREFECT_PORT,
     mlflow_port: Annotated[int, typer.Option(help="MLflow UI port.")] = DEFAULT_MLFLOW_PORT,
+    optuna_port: Annotated[int, typer.Option(help="optuna-dashboard port.")] = DEFAULT_OPTUNA_PORT,
+    optuna_storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage the dashboard shows (SQLAlchemy URL); default: the one `tune` "
+            "uses by default, sqlite:///<repo>/workdir/optuna.db."
+        ),
+    ] = None,
     state_dir: Annotated[
         Path | None,
         typer.Option(help="Prefect's home and the service logs (default: .state in the repo)."),
     ] = None,
 ) -> None:
-    """Run the Prefect server, a worker, the deployments and the MLflow UI until Ctrl-C."""
+    """Run the Prefect server, a worker, the deployments, the MLflow UI and optuna-dashboard
+    until Ctrl-C."""
     from flows.runtime.serve import serve as run_service
 
-    raise typer.Exit(code=run_service(host, prefect_port, mlflow_port, state_dir))
+    code = run_service(
+        host,
+        prefect_port,
+        mlflow_port,
+        state_dir,
+        optuna_port=optuna_port,
+        optuna_storage=optuna_storage,
+    )
+    raise typer.Exit(code=code)

@@ -1,7 +1,9 @@
 """Evaluation flow, in the order of the stage diagram:
 
     representations (baselines + trained models) -> cluster x algorithms x seeds (mapped)
-    -> comparison table, ranked -> reports -> figures -> MLflow (one child run per row)
+    -> comparison table, ranked -> reports -> the champion candidate's clustering, fitted once,
+    for people (clusters.csv, playlists, clusters.md, the listening map) -> figures (the
+    champion's in that clustering's numbering) -> MLflow (one child run per row)
     -> the best unsupervised model becomes `vaemusic@champion` if it beats today's champion.
 
 The decisions live in tasks: `tasks.evaluation.champion` chooses the champion and the model
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import polars as pl
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from registry.champion import CHAMPION_MODEL
 from registry.tracking import tracked_run, tracking_uri
 from tasks.audio.ingest import IngestRecord
+from tasks.core.artifacts import publish_evaluation_artifacts
 from tasks.core.errors import UserInputError
 from tasks.core.workspace import DEFAULT_WORKDIR, WorkdirPath, Workspace
 from tasks.evaluation.champion import (
@@ -29,11 +33,20 @@ from tasks.evaluation.champion import (
     promote_champion,
 )
 from tasks.evaluation.clustering import ALGORITHMS, Algorithm
+from tasks.evaluation.clusters import (
+    ChampionClustering,
+    clusters_console_lines,
+    fit_champion_clustering,
+    write_champion_listening_map,
+    write_clusters_summary,
+    write_playlists,
+)
 from tasks.evaluation.figures import draw_evaluation_figures
 from tasks.evaluation.metrics import RankedMetric
 from tasks.evaluation.plots import MAP_METHODS, MapMethod
 from tasks.evaluation.report import build_comparison_table, console_summary, rank, write_reports
 from tasks.evaluation.representations import (
+    Labels,
     Representation,
     baseline_representations,
     evaluate_representations,
@@ -41,7 +54,7 @@ from tasks.evaluation.representations import (
     read_labels,
     trained_representations,
 )
-from tasks.evaluation.tracking import EXPERIMENT, log_evaluation
+from tasks.evaluation.tracking import EXPERIMENT, log_evaluation, log_latent_quality
 
 
 class EvaluateConfig(BaseModel):
@@ -121,6 +134,9 @@ def evaluate_flow(config: EvaluateConfig) -> EvaluateResult:
     table = rank(build_comparison_table(pool_rows(per_representation)), by=config.ranking_metric)
     reports = write_reports(table, workspace.reports)
     candidate = choose_champion(table, representations, per_representation)
+    clustering, listening_map = _clusters_for_people(
+        candidate, config, n_clusters=n_clusters, labels=labels, workspace=workspace
+    )
     draw_evaluation_figures(
         table,
         representations,
@@ -129,13 +145,63 @@ def evaluate_flow(config: EvaluateConfig) -> EvaluateResult:
         workspace=workspace,
         methods_2d=config.maps,
         interactive_for=map_representation(table, representations, per_representation),
+        champion=clustering,
     )
 
+    run_id, champion_version = _log_and_promote(
+        config,
+        workspace=workspace,
+        fingerprint=ingested.fingerprint,
+        table=table,
+        reports=reports,
+        representations=representations,
+        per_representation=per_representation,
+        candidate=candidate,
+        clustering=clustering,
+        n_clusters=n_clusters,
+    )
+
+    summary = _console_summary(table, workspace, clustering, listening_map)
+    logger.info("\n%s", summary)
+    publish_evaluation_artifacts(
+        workspace=workspace,
+        comparison=reports["csv"],
+        reports=reports,
+        run_id=run_id,
+        champion_version=champion_version,
+        tracking_uri=tracking_uri(),
+    )
+    return EvaluateResult(
+        run_id=run_id,
+        comparison=reports["csv"],
+        reports=reports,
+        ranking_metric=table["ranked_by"][0],
+        best=_best(candidate, table["ranked_by"][0]),
+        champion_version=champion_version,
+        summary=summary,
+    )
+
+
+def _log_and_promote(
+    config: EvaluateConfig,
+    *,
+    workspace: Workspace,
+    fingerprint: str,
+    table: pl.DataFrame,
+    reports: dict[str, Path],
+    representations: list[Representation],
+    per_representation: list[list[dict]],
+    candidate: ChampionCandidate | None,
+    clustering: ChampionClustering | None,
+    n_clusters: int | None,
+) -> tuple[str, str | None]:
+    """The evaluation's MLflow run (settings, one child run per row, the latents' quality on
+    their training runs) and the champion's promotion under it; returns (run id, version)."""
     with tracked_run(
         EXPERIMENT,
         f"evaluate {workspace.root.name}",
         parent_run_id=config.parent_run_id,
-        tags={"fingerprint": ingested.fingerprint, "stage": "evaluate"},
+        tags={"fingerprint": fingerprint, "stage": "evaluate"},
     ) as run_id:
         log_evaluation(
             run_id,
@@ -149,31 +215,20 @@ def evaluate_flow(config: EvaluateConfig) -> EvaluateResult:
             },
             reports=reports,
             plots_dir=workspace.plots,
-            fingerprint=ingested.fingerprint,
+            fingerprint=fingerprint,
             candidate=candidate,
         )
+        log_latent_quality(representations, per_representation)
         champion_version = None
-        if candidate is not None and config.promote_champion:
+        if candidate is not None and clustering is not None and config.promote_champion:
             champion_version = promote_champion(
                 candidate,
+                clustering,
                 run_id=run_id,
                 workspace=workspace,
-                n_clusters=n_clusters,
-                labels=labels,
-                fingerprint=ingested.fingerprint,
+                fingerprint=fingerprint,
             )
-
-    summary = console_summary(table, workspace.reports, tracking_uri())
-    logger.info("\n%s", summary)
-    return EvaluateResult(
-        run_id=run_id,
-        comparison=reports["csv"],
-        reports=reports,
-        ranking_metric=table["ranked_by"][0],
-        best=_best(candidate, table["ranked_by"][0]),
-        champion_version=champion_version,
-        summary=summary,
-    )
+    return run_id, champion_version
 
 
 def _best(candidate: ChampionCandidate | None, metric: str) -> dict[str, str | float | None]:
@@ -181,6 +236,49 @@ def _best(candidate: ChampionCandidate | None, metric: str) -> dict[str, str | f
     if candidate is None:
         return dict.fromkeys((*fields, metric))
     return {**{name: getattr(candidate, name) for name in fields}, metric: candidate.value}
+
+
+def _clusters_for_people(
+    candidate: ChampionCandidate | None,
+    config: EvaluateConfig,
+    *,
+    n_clusters: int | None,
+    labels: Labels,
+    workspace: Workspace,
+) -> tuple[ChampionClustering | None, Path | None]:
+    """The candidate's clustering, fitted once, with its table, playlists, summary and listening
+    map (drawn with the first of `config.maps`, none without maps); (None, None) without a
+    candidate."""
+    if candidate is None:
+        return None, None
+    clustering = fit_champion_clustering(
+        candidate.representation,
+        algorithm=candidate.algorithm,
+        n_clusters=n_clusters,
+        labels=labels,
+        workspace=workspace,
+    )
+    write_playlists(clustering, workspace)
+    write_clusters_summary(clustering, workspace)
+    listening_map = None
+    if config.maps:
+        listening_map = write_champion_listening_map(clustering, workspace, method=config.maps[0])
+    return clustering, listening_map
+
+
+def _console_summary(
+    table: pl.DataFrame,
+    workspace: Workspace,
+    clustering: ChampionClustering | None,
+    listening_map: Path | None,
+) -> str:
+    """The ranking's console summary, and where the champion's clusters are (when there is a
+    champion)."""
+    summary = console_summary(table, workspace.reports, tracking_uri())
+    if clustering is None:
+        return f"{summary}\nno trained model was ranked: no clusters table or playlists"
+    where = clusters_console_lines(workspace, listening_map)
+    return f"{summary}\nchampion's clusters: {clustering.description}\n{where}"
 
 
 def _ingest_first(config: EvaluateConfig) -> None:

@@ -45,6 +45,9 @@ class IngestConfig(BaseModel):
     audio: AudioConfig = Field(default_factory=AudioConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     workers: int = Field(0, ge=0, description="Parallel decoders; 0 = one per CPU core.")
+    parent_run_id: str | None = Field(
+        None, description="MLflow parent run (pipeline); the ingest run is nested under it."
+    )
 
 
 class IngestResult(BaseModel):
@@ -98,7 +101,9 @@ def _ingest(config: IngestConfig, workers: int) -> IngestResult:
         logger.warning("quarantined %s: %s", path, reason)
 
     seconds = time.perf_counter() - started
-    run_id = log_ingest_run(workspace, record, tracks, processed, seconds=seconds)
+    run_id = log_ingest_run(
+        workspace, record, tracks, processed, seconds=seconds, parent_run_id=config.parent_run_id
+    )
     logger.info(
         "ingest: %d ok, %d quarantined (%s) in %.1f s; fingerprint %s",
         tracks.height - quarantined.height,

@@ -44,6 +44,9 @@ class LyricsConfig(BaseModel):
     )
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     pairing: PairingSettings = Field(default_factory=PairingSettings)
+    parent_run_id: str | None = Field(
+        None, description="MLflow parent run (pipeline); the lyrics run is nested under it."
+    )
 
 
 class LyricsResult(BaseModel):
@@ -111,6 +114,7 @@ def lyrics_flow(config: LyricsConfig) -> LyricsResult:
         encoder_settings=config.encoder,
         pairing=config.pairing,
         seconds=time.perf_counter() - started,
+        parent_run_id=config.parent_run_id,
     )
     logger.info(run_summary(table, embedded))
     return LyricsResult(

@@ -15,14 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from flows.evaluate import EvaluateConfig, EvaluateResult, evaluate_flow
 from flows.ingest import IngestConfig, ingest_flow
 from flows.lyrics import LyricsConfig, lyrics_flow
-from registry.tracking import log_params, set_tags, tracked_run
+from registry.tracking import log_params, set_tags, tracked_run, tracking_uri
 from tasks.audio.discovery import CollectionPath
 from tasks.audio.features import FeatureConfig
+from tasks.core.artifacts import publish_pipeline_artifacts
 from tasks.core.workspace import DEFAULT_WORKDIR, WorkdirPath, Workspace
 from tasks.demo.collection import demo_collection
 from tasks.demo.writer import DemoSettings
 from tasks.evaluation.plots import MapMethod
 from tasks.evaluation.representations import read_labels
+from tasks.evaluation.tracking import log_pipeline_outcome
 from tasks.training.comparison import Profile, model_specs
 from tasks.training.representation import train_representation
 
@@ -50,28 +52,34 @@ class PipelineConfig(BaseModel):
     )
 
 
+EXPERIMENT = "pipeline"
+
+
 @flow(name="pipeline", flow_run_name="pipeline {config.profile}", log_prints=True)
 def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
+    """Run every stage under one MLflow parent run (experiment "pipeline"): the ingest, lyrics,
+    training and evaluation runs are nested under it, and it carries the headline and the
+    report (`tasks.evaluation.tracking.log_pipeline_outcome`)."""
     logger = get_run_logger()
     workspace = Workspace.open(config.workdir)
     workdir = workspace.root
     data = config.data or demo_collection(workspace.demo_data, config.demo)
-    ingested = ingest_flow(IngestConfig(data=data, workdir=workdir, features=config.features))
-    lyrics = lyrics_flow(LyricsConfig(data=data, workdir=workdir))
-
-    specs = model_specs(
-        config.profile,
-        config.max_epochs,
-        config.n_clusters or read_labels(ingested.workspace).default_n_clusters,
-        with_lyrics=lyrics.n_with_lyrics > 0,
-    )
-    if lyrics.n_with_lyrics == 0:
-        logger.info("no track has lyrics: skipping the models that use them")
     with tracked_run(
-        "pipeline",
-        f"pipeline {config.profile} {Path(data).name}",
-        tags={"fingerprint": ingested.fingerprint, "stage": "pipeline"},
+        EXPERIMENT, f"pipeline {config.profile} {Path(data).name}", tags={"stage": "pipeline"}
     ) as run_id:
+        ingested = ingest_flow(
+            IngestConfig(data=data, workdir=workdir, features=config.features, parent_run_id=run_id)
+        )
+        lyrics = lyrics_flow(LyricsConfig(data=data, workdir=workdir, parent_run_id=run_id))
+        specs = model_specs(
+            config.profile,
+            config.max_epochs,
+            config.n_clusters or read_labels(ingested.workspace).default_n_clusters,
+            with_lyrics=lyrics.n_with_lyrics > 0,
+        )
+        if lyrics.n_with_lyrics == 0:
+            logger.info("no track has lyrics: skipping the models that use them")
+        set_tags(run_id, {"fingerprint": ingested.fingerprint})
         log_params(
             run_id,
             {
@@ -82,6 +90,7 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
                 "fingerprint": ingested.fingerprint,
             },
         )
+        training_runs = {}
         for spec in specs:
             output = train_representation(
                 spec,
@@ -90,6 +99,7 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
                 ingested.fingerprint,
                 parent_run_id=run_id,
             )
+            training_runs[spec.run_name] = output.run_id
             logger.info("%s [%s]: run %s", spec.model, output.features, output.run_id)
         result = evaluate_flow(
             EvaluateConfig(
@@ -101,12 +111,23 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
                 parent_run_id=run_id,
             )
         )
-        set_tags(
+        log_pipeline_outcome(
             run_id,
-            {
-                "best": f"{result.best.get('method')} [{result.best.get('features')}]"
-                f" {result.best.get('algorithm')}"
-            },
+            comparison=result.comparison,
+            best=result.best,
+            reports=result.reports,
+            workspace=workspace,
+            training_runs=training_runs,
         )
+    publish_pipeline_artifacts(
+        workspace=workspace,
+        comparison=result.comparison,
+        reports=result.reports,
+        run_id=run_id,
+        evaluation_run_id=result.run_id,
+        training_runs=training_runs,
+        champion_version=result.champion_version,
+        tracking_uri=tracking_uri(),
+    )
     print(result.summary)
     return result

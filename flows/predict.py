@@ -4,9 +4,9 @@ Fetches the registered model (`vaemusic@champion` by default) with its fitted cl
 collection's reference latents, ingests the new files into a separate work dir (default
 `WORKDIR/predict`, so the collection's tables are untouched) with the champion's feature
 settings, encodes them, assigns each to a cluster and lists its nearest tracks of the collection.
-Writes `predictions.csv` (path, track_id, cluster, score, score_kind, nearest_tracks,
-used_lyrics, reason; quarantined files have a null cluster and their reason) and logs the run to
-MLflow (experiment "predict").
+Writes `predictions.csv` (path, track_id, track, cluster, score, score_kind, nearest_tracks,
+nearest_track_ids, used_lyrics, reason; quarantined files have a null cluster and their reason)
+and logs the run to MLflow (experiment "predict").
 """
 
 from __future__ import annotations

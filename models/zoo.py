@@ -16,6 +16,7 @@ from models.conv_vae import ConvVAE
 from models.cvae import ConditionalVAE
 from models.mlp_vae import MLPVAE
 from models.multimodal_vae import MultimodalVAE
+from models.names import MODEL_NAMES
 from models.vade import VaDE
 
 MODEL_CLASSES: dict[str, type[RepresentationModel]] = {
@@ -32,8 +33,12 @@ MODEL_CLASSES: dict[str, type[RepresentationModel]] = {
 }
 
 
-# The one list of model names: configs, the command line, the pipeline and the reports read it.
-MODEL_NAMES: tuple[str, ...] = tuple(MODEL_CLASSES)
+# The one list of model names (`models.names`, light to import): configs, the command line, the
+# pipeline and the reports read it; the classes registered here must be exactly those.
+if tuple(MODEL_CLASSES) != MODEL_NAMES:
+    raise ImportError(
+        f"models.names.MODEL_NAMES {MODEL_NAMES} != the zoo's classes {tuple(MODEL_CLASSES)}"
+    )
 ModelName = Literal[MODEL_NAMES]  # a closed choice in configs, forms and --help
 
 # What a conditional model is conditioned on: the detected lyrics language (no labels used) or

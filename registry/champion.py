@@ -19,9 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from registry.models import (
     CHAMPION,
+    content_digest,
     log_model_folder,
     register_model,
     set_alias,
+    set_description,
     set_version_tags,
     version_by_alias,
 )
@@ -85,17 +87,39 @@ def promote(
     tags: Mapping[str, str] | None = None,
     name: str = CHAMPION_MODEL,
 ) -> str:
-    """Log `files` as the folder `champion` of run `run_id`, register it as a new version of
-    `name`, tag it with `record` (and `tags`) and point `name@champion` at it.
+    """Log `files` as the folder `champion` of run `run_id`, register them as a version of
+    `name`, tag it with `record` (and `tags`), describe it, and point `name@champion` at it.
+
+    A package whose content (`registry.models.content_digest`) is already a version of `name`
+    does not add a version: that version gets the new record and description and the alias.
 
     Returns:
-        The new version number.
+        The version number (new, or the existing one with the same content).
 
     Raises:
         FileNotFoundError: one of `files` does not exist (nothing is registered then).
     """
     uri = log_model_folder(run_id, files, name="champion")
-    version = register_model(uri, name)
+    description = describe(record, tags or {})
+    version = register_model(uri, name, digest=content_digest(files), description=description)
+    # source_run: the evaluation that chose it last (the version's own run_id is the first).
     set_version_tags(name, version, {**record.as_tags(), "source_run": run_id, **(tags or {})})
+    set_description(name, version, description)
     set_alias(name, CHAMPION, version)
     return version
+
+
+def describe(record: ChampionRecord, tags: Mapping[str, str]) -> str:
+    """A version's description in one line: what it is and what it was chosen on
+    (`mlp_vae [default] + kmeans; nmi = 0.4123 on data 3f2a9c1d0b7e`)."""
+    what = " ".join(
+        part
+        for part in (
+            tags.get("method", ""),
+            f"[{tags['features']}]" if tags.get("features") else "",
+            f"+ {tags['algorithm']}" if tags.get("algorithm") else "",
+        )
+        if part
+    )
+    chosen_on = f"{record.objective} = {record.value:.4f} on data {record.fingerprint[:12]}"
+    return f"{what}; {chosen_on}" if what else chosen_on

@@ -10,6 +10,8 @@ the tracking store.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from mlflow.artifacts import download_artifacts
@@ -20,6 +22,10 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from registry.tracking import client
 
 CHAMPION = "champion"
+# The version tag holding `content_digest` of the version's files.
+DIGEST_TAG = "content_digest"
+# Versions read when looking for a digest: far more than a model gets in practice.
+SEARCH_MODEL_VERSION_LIMIT = 10_000
 
 
 def log_model_folder(run_id: str, files: list[Path], *, name: str = "model") -> str:
@@ -37,9 +43,49 @@ def log_model_folder(run_id: str, files: list[Path], *, name: str = "model") -> 
     return f"runs:/{run_id}/{name}"
 
 
-def register_model(model_uri: str, registered_name: str) -> str:
+def content_digest(files: list[Path]) -> str:
+    """SHA-256 of what a model folder is: every file's name and bytes, in name order.
+
+    A JSON file is hashed without its top-level `run_id`: the run that produced a model says
+    where it came from, not what it is, so a model retrained to the same weights and card under
+    a new run has the same digest.
+
+    Raises:
+        FileNotFoundError: one of `files` does not exist.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(map(Path, files), key=lambda p: p.name):
+        content = path.read_bytes()
+        if path.suffix == ".json":
+            content = _without_run_id(content)
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(content).digest())
+    return digest.hexdigest()
+
+
+def _without_run_id(content: bytes) -> bytes:
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return content
+    if not isinstance(data, dict):
+        return content
+    data.pop("run_id", None)
+    return json.dumps(data, sort_keys=True).encode()
+
+
+def register_model(
+    model_uri: str,
+    registered_name: str,
+    *,
+    digest: str | None = None,
+    description: str | None = None,
+) -> str:
     """Register the folder at `model_uri` (`runs:/RUN/PATH`, from `log_model_folder`) as a new
     version of `registered_name` (created on first use); return the version number.
+
+    With `digest` (`content_digest` of the folder's files), a version that already holds that
+    content is returned instead of a new one, so re-running on unchanged data does not grow the
+    registry. `description` is shown on the version's page in `mlflow ui`.
 
     Raises:
         ValueError: `model_uri` is not a `runs:/RUN/PATH` URI.
@@ -53,11 +99,32 @@ def register_model(model_uri: str, registered_name: str) -> str:
     except MlflowException as error:
         if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
             raise
+    if digest is not None:
+        existing = version_with_digest(registered_name, digest)
+        if existing is not None:
+            return existing
     artifact_root = mlflow_client.get_run(run_id).info.artifact_uri.rstrip("/")
     version = mlflow_client.create_model_version(
-        registered_name, source=f"{artifact_root}/{artifact_path}", run_id=run_id
+        registered_name,
+        source=f"{artifact_root}/{artifact_path}",
+        run_id=run_id,
+        tags={DIGEST_TAG: digest} if digest is not None else None,
+        description=description,
     )
     return str(version.version)
+
+
+def version_with_digest(registered_name: str, digest: str) -> str | None:
+    """The oldest version of `registered_name` whose content digest is `digest`; None if none."""
+    versions = client().search_model_versions(
+        f"name = '{registered_name}'", max_results=SEARCH_MODEL_VERSION_LIMIT
+    )
+    same = [int(v.version) for v in versions if (v.tags or {}).get(DIGEST_TAG) == digest]
+    return str(min(same)) if same else None
+
+
+def set_description(registered_name: str, version: str, description: str) -> None:
+    client().update_model_version(registered_name, version, description=description)
 
 
 def set_alias(registered_name: str, alias: str, version: str) -> None:

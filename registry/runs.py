@@ -11,16 +11,25 @@ from typing import Literal
 
 from mlflow.exceptions import MlflowException
 
-from registry.tracking import client, experiment_id
+from registry.tracking import client, experiment_id, experiment_of_run
 
 RunEndStatus = Literal["FINISHED", "FAILED", "KILLED"]
 
 
 def find_child_run(experiment: str, parent_run_id: str, run_name: str) -> str | None:
-    """The id of the newest run named `run_name` whose parent is `parent_run_id`, in
-    `experiment` (created if missing); None when there is none yet."""
+    """The id of the newest run named `run_name` whose parent is `parent_run_id`; None when
+    there is none yet.
+
+    Children are filed in their parent's experiment (`registry.tracking.tracked_run`), so that
+    is where they are looked for; `experiment` (created if missing) only when the parent is
+    unknown to the store.
+    """
+    try:
+        home = experiment_of_run(parent_run_id)
+    except MlflowException:
+        home = experiment_id(experiment)
     runs = client().search_runs(
-        [experiment_id(experiment)],
+        [home],
         filter_string=(
             f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.mlflow.runName = '{run_name}'"
         ),

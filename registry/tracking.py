@@ -7,11 +7,13 @@ tasks in worker threads, so relying on it would log to the wrong run or to none.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,16 +62,59 @@ def open_store_in_background() -> None:
     threading.Thread(target=open_store, name="mlflow-open-store", daemon=True).start()
 
 
+# Shown in `mlflow ui` above each experiment's runs (the experiment's "description").
+EXPERIMENT_DESCRIPTIONS = {
+    "pipeline": "Whole-pipeline runs. Each parent run holds the headline (the champion's NMI "
+    "and silhouette, the number of methods) and the reports; its ingest, lyrics, training and "
+    "evaluation runs are nested under it.",
+    "ingest": "Standalone ingest runs: tracks found, decoded, quarantined; the track table.",
+    "lyrics": "Standalone lyrics runs: pairing, languages, embeddings.",
+    "training": "Standalone training runs, one per model; sort by kmeans_nmi or "
+    "kmeans_silhouette (the clustering quality of the latents, logged by the evaluation).",
+    "evaluation": "Standalone evaluations; one child run per comparison row (method, variant, "
+    "algorithm), with its settings as parameters for the compare view.",
+    "tuning": "Optuna studies: one session run per study, its trials nested under it.",
+    "predict": "Placement of new tracks in the champion's clusters.",
+}
+# The experiment type MLflow 3's UI reads to pick the page an experiment opens on: without it
+# the UI guesses, and may open the GenAI traces page of an experiment that holds only runs.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MACHINE_LEARNING_KIND = "custom_model_development"
+DESCRIPTION_TAG = "mlflow.note.content"
+
+
 def experiment_id(name: str) -> str:
+    """The id of experiment `name`, created when missing, marked as a machine-learning experiment
+    (the UI opens it on its runs) and described when its name is one of ours."""
     c = client()
     experiment = c.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return c.create_experiment(name)
-    except mlflow.exceptions.MlflowException:
-        # Another thread or process created it between our two calls.
-        return c.get_experiment_by_name(name).experiment_id
+    if experiment is None:
+        try:
+            experiment = c.get_experiment(c.create_experiment(name))
+        except mlflow.exceptions.MlflowException:
+            # Another thread or process created it between our two calls.
+            experiment = c.get_experiment_by_name(name)
+    _label_experiment(c, experiment.experiment_id, experiment.tags or {}, name)
+    return experiment.experiment_id
+
+
+def _label_experiment(c: MlflowClient, experiment: str, tags: Mapping[str, str], name: str) -> None:
+    """Set the kind and the description where missing: older stores get them on their next run,
+    and a description someone edited in the UI is kept."""
+    if EXPERIMENT_KIND_TAG not in tags:
+        c.set_experiment_tag(experiment, EXPERIMENT_KIND_TAG, MACHINE_LEARNING_KIND)
+    if DESCRIPTION_TAG not in tags and name in EXPERIMENT_DESCRIPTIONS:
+        c.set_experiment_tag(experiment, DESCRIPTION_TAG, EXPERIMENT_DESCRIPTIONS[name])
+
+
+def experiment_of_run(run_id: str) -> str:
+    """The experiment id of run `run_id` (runs never move, so the answer is remembered)."""
+    return _experiment_of_run(tracking_uri(), run_id)
+
+
+@functools.lru_cache(maxsize=256)
+def _experiment_of_run(uri: str, run_id: str) -> str:
+    return client().get_run(run_id).info.experiment_id
 
 
 @contextmanager
@@ -80,11 +125,19 @@ def tracked_run(
     parent_run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
-    """Start a run, yield its id, and end it as FINISHED, or FAILED if the block raises."""
+    """Start a run, yield its id, and end it as FINISHED, or FAILED if the block raises.
+
+    A run with `parent_run_id` is filed in its parent's experiment, whatever `experiment` says:
+    `mlflow ui` draws a run tree only inside one experiment, so a pipeline's training runs under
+    a `pipeline` parent go to `pipeline`, while a standalone training goes to `experiment`.
+    """
     all_tags = dict(tags or {})
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
-    run = client().create_run(experiment_id(experiment), run_name=run_name, tags=all_tags)
+        home = experiment_of_run(parent_run_id)
+    else:
+        home = experiment_id(experiment)
+    run = client().create_run(home, run_name=run_name, tags=all_tags)
     run_id = run.info.run_id
     try:
         yield run_id
@@ -117,10 +170,13 @@ def set_tags(run_id: str, tags: Mapping[str, Any]) -> None:
     client().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
+def set_description(run_id: str, markdown: str) -> None:
+    """The run's description: the Markdown `mlflow ui` shows at the top of the run's page."""
+    set_tags(run_id, {DESCRIPTION_TAG: markdown})
+
+
 def log_metrics(run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> None:
     """Log finite metrics; non-finite values are skipped because MLflow charts cannot show them."""
-    import time
-
     now = int(time.time() * 1000)
     items = [
         Metric(k, float(v), now, step)
@@ -133,8 +189,6 @@ def log_metrics(run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> 
 
 def log_metric_history(run_id: str, name: str, values: list[float]) -> None:
     """A whole per-epoch history at once (step = epoch index)."""
-    import time
-
     now = int(time.time() * 1000)
     items = [Metric(name, float(v), now, i) for i, v in enumerate(values) if math.isfinite(v)]
     for start in range(0, len(items), 500):

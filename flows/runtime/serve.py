@@ -1,4 +1,5 @@
-"""Run the project as a local service: Prefect server, worker and deployments, and the MLflow UI.
+"""Run the project as a local service: Prefect server, worker and deployments, the MLflow UI and
+optuna-dashboard.
 
 `python -m flows serve` starts, each in its own process group and on loopback unless asked:
 
@@ -8,10 +9,13 @@
 3. the deployments of `prefect.yaml` (`prefect --no-prompt deploy --all`), the nightly pipeline
    among them;
 4. the MLflow UI (`mlflow ui`) on the project's tracking store (`registry.tracking.tracking_uri()`);
+5. optuna-dashboard on the Optuna storage `tune` uses by default (the default work dir's
+   `optuna.db`, see `tasks.tuning.storage_url.default_storage_url`), or the one given;
 
-waits until both servers answer their health checks, prints their URLs, and runs until Ctrl-C or
-SIGTERM. Then it stops everything it started, children of children included
-(`flows.runtime.supervisor`).
+waits until the three servers answer their health checks, prints their URLs, and runs until
+Ctrl-C or SIGTERM. Then it stops everything it started, children of children included
+(`flows.runtime.supervisor`). None of the three servers asks for a login, so they bind loopback
+unless asked otherwise.
 
 The pieces live next door: `services` (addresses, environment, one function per piece),
 `deployments` (prefect.yaml), `supervisor` (process groups, signals), `state` (the `.state`
@@ -27,14 +31,17 @@ from flows.runtime.deployments import DeployReport, apply_deployments
 from flows.runtime.prefect_api import remove_serve_record, write_serve_record
 from flows.runtime.services import (
     DEFAULT_MLFLOW_PORT,
+    DEFAULT_OPTUNA_PORT,
     DEFAULT_PREFECT_PORT,
     LOOPBACK,
     ServicePlan,
     create_work_pool,
     start_mlflow_ui,
+    start_optuna_dashboard,
     start_prefect_server,
     start_worker,
     wait_for_mlflow_ui,
+    wait_for_optuna_dashboard,
     wait_for_prefect_server,
 )
 from flows.runtime.state import REPO_ROOT, ServiceState
@@ -59,16 +66,19 @@ def serve(
     *,
     repo_root: Path = REPO_ROOT,
     tracking_uri: str | None = None,
+    optuna_port: int = DEFAULT_OPTUNA_PORT,
+    optuna_storage: str | None = None,
     deploy: bool = True,
     worker_limit: int = 2,
     startup_timeout_s: float = 240,
     ready_file: Path | None = None,
 ) -> int:
-    """Run Prefect server + worker + deployments and the MLflow UI until Ctrl-C or SIGTERM.
+    """Run Prefect server + worker + deployments, the MLflow UI and optuna-dashboard until Ctrl-C
+    or SIGTERM.
 
     Args:
-        host: Interface both servers bind to; loopback by default, so nothing is reachable from
-            other machines unless asked (e.g. "0.0.0.0").
+        host: Interface every server binds to; loopback by default, so nothing is reachable from
+            other machines unless asked (e.g. "0.0.0.0"). None of them asks for a login.
         prefect_port, mlflow_port: TCP ports of the Prefect server and of the MLflow UI.
         state_dir: Where Prefect's home and the service logs go (`ServiceState`);
             default `<repo_root>/.state`.
@@ -77,11 +87,16 @@ def serve(
             `registry.tracking.tracking_uri()`, relative paths taken from `repo_root`. A
             tracking server somebody else runs (http, https, databricks) is used as it is, and
             no UI is started.
+        optuna_port: TCP port of optuna-dashboard.
+        optuna_storage: Optuna storage (SQLAlchemy URL) the dashboard shows; default the one
+            `tune` uses by default, `sqlite:///<repo_root>/workdir/optuna.db` (created if
+            missing). A relative SQLite path is taken from the current folder.
         deploy: Apply the deployments of `<repo_root>/prefect.yaml`.
         worker_limit: Flow runs the worker runs at once.
         startup_timeout_s: How long each server gets to become healthy (the first start
             migrates its database).
-        ready_file: Written with the two URLs once everything is up (for scripts and tests).
+        ready_file: Written once everything is up, one URL a line: the Prefect API, the MLflow
+            UI, optuna-dashboard (for scripts and tests).
 
     Returns:
         The process exit code: 0 after a requested stop, 1 when a service failed, 2 when a port
@@ -90,7 +105,14 @@ def serve(
     state = ServiceState.chosen(state_dir, repo_root)
     state.prefect_home.mkdir(parents=True, exist_ok=True)
     plan = ServicePlan.build(
-        host, prefect_port, mlflow_port, state=state, repo_root=repo_root, tracking_uri=tracking_uri
+        host,
+        prefect_port,
+        mlflow_port,
+        state=state,
+        repo_root=repo_root,
+        tracking_uri=tracking_uri,
+        optuna_port=optuna_port,
+        optuna_storage=optuna_storage or _default_optuna_storage(repo_root),
     )
     try:
         plan.check_ports()
@@ -104,8 +126,9 @@ def serve(
         try:
             supervisor.open()
             prefect_server = start_prefect_server(supervisor, plan)
-            # Started now so both servers boot at once; the UI is checked after Prefect's.
+            # Started now so the servers boot at once; the UIs are checked after Prefect's.
             mlflow_ui = start_mlflow_ui(supervisor, plan) if plan.starts_mlflow_ui else None
+            dashboard = start_optuna_dashboard(supervisor, plan)
             wait_for_prefect_server(prefect_server, plan, timeout_s=startup_timeout_s)
             create_work_pool(supervisor, plan)
             start_worker(supervisor, plan, limit=worker_limit)
@@ -113,6 +136,7 @@ def serve(
                 _print_deployments(apply_deployments(supervisor, plan.env, repo_root))
             if mlflow_ui is not None:
                 wait_for_mlflow_ui(mlflow_ui, plan, timeout_s=startup_timeout_s)
+            wait_for_optuna_dashboard(dashboard, plan, timeout_s=startup_timeout_s)
             _print_ready(plan, ready_file)
             write_serve_record(state.prefect_home, plan.api_url)  # CLI runs find this server
             supervisor.watch()
@@ -130,6 +154,16 @@ def serve(
     return code
 
 
+def _default_optuna_storage(repo_root: Path) -> str:
+    """The storage `tune` uses when given none, for the default work dir of the deployments
+    (they run in `repo_root`). The folder is created: SQLite creates the file, not its folder."""
+    # Imported here: Optuna and MLflow load with it, and the command line reads this module.
+    from tasks.core.workspace import DEFAULT_WORKDIR, Workspace
+    from tasks.tuning.storage_url import default_storage_url
+
+    return default_storage_url(Workspace.open(repo_root / DEFAULT_WORKDIR))
+
+
 def _print_deployments(report: DeployReport) -> None:
     if report.applied:
         print(f"deployments applied: {', '.join(report.applied)}", flush=True)
@@ -138,11 +172,20 @@ def _print_deployments(report: DeployReport) -> None:
 
 
 def _print_ready(plan: ServicePlan, ready_file: Path | None) -> None:
-    """Tell the user where everything is; write `ready_file` (api URL, UI URL) last."""
+    """Tell the user where everything is; write `ready_file` (the three URLs) last."""
     print(f"Prefect dashboard: {plan.dashboard_url}")
     print(f"MLflow UI:         {plan.mlflow_ui_url}")
+    print(f"Optuna dashboard:  {plan.optuna_dashboard_url} ({_display_url(plan.optuna_storage)})")
     print(f"Logs:              {plan.state.log_dir}")
     print("CLI runs use this server while it runs (unless PREFECT_API_URL is set).")
     print("Stop with Ctrl-C.", flush=True)
     if ready_file is not None:
-        ready_file.write_text(f"{plan.api_url}\n{plan.mlflow_ui_url}\n")
+        ready_file.write_text(
+            f"{plan.api_url}\n{plan.mlflow_ui_url}\n{plan.optuna_dashboard_url}\n"
+        )
+
+
+def _display_url(url: str | None) -> str:
+    from tasks.tuning.storage_url import display_url  # hides a database password
+
+    return display_url(url) if url else "-"

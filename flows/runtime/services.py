@@ -8,6 +8,7 @@ environment); one function starts each piece under a `Supervisor`. The order the
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from flows.runtime.supervisor import ServeError, Service, Supervisor, service_fa
 LOOPBACK = "127.0.0.1"
 DEFAULT_PREFECT_PORT = 4200
 DEFAULT_MLFLOW_PORT = 5000
+DEFAULT_OPTUNA_PORT = 8080  # optuna-dashboard's own default
 WORK_POOL = "local"
 # The worker gets longer than other services to stop: it reports its running flow runs to the
 # server as it shuts down.
@@ -55,8 +57,8 @@ def prefect_api_url(host: str, port: int) -> str:
     return f"http://{client_host(host)}:{port}/api"
 
 
-def mlflow_url(host: str, port: int) -> str:
-    """URL of an MLflow UI bound to `host:port`."""
+def web_ui_url(host: str, port: int) -> str:
+    """URL of a web UI (MLflow, optuna-dashboard) bound to `host:port`."""
     return f"http://{client_host(host)}:{port}"
 
 
@@ -116,14 +118,21 @@ def absolute_tracking_uri(uri: str, base: Path) -> str:
     """
     if is_remote_tracking_uri(uri):
         return uri
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        relative = uri.removeprefix("sqlite:///")
-        if relative and relative != ":memory:":
-            return f"sqlite:///{(base / relative).resolve()}"
-        return uri
+    if uri.startswith("sqlite:"):
+        return absolute_sqlite_url(uri, base)
     if "://" not in uri:
         return str((base / uri).resolve())
     return uri
+
+
+def absolute_sqlite_url(url: str, base: Path) -> str:
+    """A SQLAlchemy URL with a relative SQLite path made absolute against `base`; any other URL
+    (absolute path, in-memory database, a database server) is returned unchanged."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        relative = url.removeprefix("sqlite:///")
+        if relative and relative != ":memory:":
+            return f"sqlite:///{(base / relative).resolve()}"
+    return url
 
 
 # --- what every piece shares --------------------------------------------------------------------
@@ -162,9 +171,10 @@ def service_environment(
 
 @dataclass(frozen=True)
 class ServicePlan:
-    """What the Prefect server, worker, flow runs and MLflow UI must agree on.
+    """What the Prefect server, worker, flow runs, MLflow UI and optuna-dashboard must agree on.
 
     Build it with `ServicePlan.build`, which resolves the tracking store and the environment.
+    `optuna_storage` None: no optuna-dashboard (`serve` always passes one).
     """
 
     host: str
@@ -174,6 +184,8 @@ class ServicePlan:
     state: ServiceState
     tracking_uri: str  # absolute: the same store from every working directory
     env: Mapping[str, str]
+    optuna_port: int = DEFAULT_OPTUNA_PORT
+    optuna_storage: str | None = None  # a SQLAlchemy URL, SQLite paths absolute
 
     @classmethod
     def build(
@@ -185,10 +197,13 @@ class ServicePlan:
         state: ServiceState,
         repo_root: Path,
         tracking_uri: str | None = None,
+        optuna_port: int = DEFAULT_OPTUNA_PORT,
+        optuna_storage: str | None = None,
     ) -> ServicePlan:
         """A plan; `tracking_uri` defaults to `registry.tracking.tracking_uri()`.
 
-        Relative tracking paths are taken from `repo_root`.
+        Relative tracking paths are taken from `repo_root`; a relative SQLite `optuna_storage`
+        from the current folder, as `tune --storage` reads it.
         """
         # Imported here: it loads MLflow, and the command line imports this module's defaults.
         from registry.tracking import tracking_uri as configured_tracking_uri
@@ -200,7 +215,19 @@ class ServicePlan:
             prefect_home=state.prefect_home,
             repo_root=repo_root,
         )
-        return cls(host, prefect_port, mlflow_port, repo_root, state, store, env)
+        if optuna_storage is not None:
+            optuna_storage = absolute_sqlite_url(optuna_storage, Path.cwd())
+        return cls(
+            host,
+            prefect_port,
+            mlflow_port,
+            repo_root,
+            state,
+            store,
+            env,
+            optuna_port=optuna_port,
+            optuna_storage=optuna_storage,
+        )
 
     @property
     def api_url(self) -> str:
@@ -218,8 +245,16 @@ class ServicePlan:
     @property
     def mlflow_ui_url(self) -> str:
         if self.starts_mlflow_ui:
-            return mlflow_url(self.host, self.mlflow_port)
+            return web_ui_url(self.host, self.mlflow_port)
         return self.tracking_uri
+
+    @property
+    def starts_optuna_dashboard(self) -> bool:
+        return self.optuna_storage is not None
+
+    @property
+    def optuna_dashboard_url(self) -> str:
+        return web_ui_url(self.host, self.optuna_port)
 
     def check_ports(self) -> None:
         """Raises ServeError when a port `serve` would listen on is taken."""
@@ -229,6 +264,10 @@ class ServicePlan:
         if self.starts_mlflow_ui:
             ensure_port_free(
                 self.host, self.mlflow_port, what="the MLflow UI", option="--mlflow-port"
+            )
+        if self.starts_optuna_dashboard:
+            ensure_port_free(
+                self.host, self.optuna_port, what="optuna-dashboard", option="--optuna-port"
             )
 
 
@@ -266,6 +305,37 @@ def start_mlflow_ui(supervisor: Supervisor, plan: ServicePlan) -> Service:
     )
 
 
+def start_optuna_dashboard(supervisor: Supervisor, plan: ServicePlan) -> Service:
+    """`optuna-dashboard` on the plan's Optuna storage: every study in it, live. A storage no
+    study has used yet gets its tables first (the dashboard would exit on it).
+
+    Raises:
+        ServeError: optuna-dashboard is not installed where this Python finds its commands, or
+            the storage cannot be opened.
+    """
+    # Imported here: Optuna and MLflow load with it, and the command line imports this module.
+    from tasks.tuning.storage_url import create_storage_tables, display_url
+
+    executable = shutil.which("optuna-dashboard", path=plan.env["PATH"])
+    if executable is None:
+        raise ServeError("optuna-dashboard is not installed: pip install optuna-dashboard")
+    try:
+        create_storage_tables(str(plan.optuna_storage))
+    except Exception as error:  # whichever driver error: one line, then serve stops
+        raise ServeError(
+            f"cannot open the Optuna storage {display_url(str(plan.optuna_storage))} "
+            f"({type(error).__name__}: {' '.join(str(error).split())[:300]}); "
+            "pass --optuna-storage with a SQLAlchemy URL it can open"
+        ) from None
+    command = [
+        *(executable, str(plan.optuna_storage)),
+        *("--host", plan.host, "--port", str(plan.optuna_port)),
+        # One threaded process instead of gunicorn's: a few users at most, on a small machine.
+        *("--server", "wsgiref"),
+    ]
+    return supervisor.start("optuna-dashboard", command, env=plan.env, cwd=plan.repo_root)
+
+
 def wait_for_prefect_server(server: Service, plan: ServicePlan, *, timeout_s: float) -> None:
     """Block until the server's API answers its health check (see `wait_until_healthy`)."""
     wait_until_healthy(
@@ -284,6 +354,17 @@ def wait_for_mlflow_ui(ui: Service, plan: ServicePlan, *, timeout_s: float) -> N
         process=ui.process,
         name="the MLflow UI",
         log=ui.log,
+        timeout_s=timeout_s,
+    )
+
+
+def wait_for_optuna_dashboard(dashboard: Service, plan: ServicePlan, *, timeout_s: float) -> None:
+    """Block until optuna-dashboard answers its API (see `wait_until_healthy`)."""
+    wait_until_healthy(
+        f"{plan.optuna_dashboard_url}/api/meta",
+        process=dashboard.process,
+        name="optuna-dashboard",
+        log=dashboard.log,
         timeout_s=timeout_s,
     )
 

@@ -364,11 +364,15 @@ def log_ingest_run(
     processed: ProcessedCollection,
     *,
     seconds: float,
+    parent_run_id: str | None = None,
 ) -> str:
-    """Record the ingest in MLflow (experiment "ingest"): settings, counts, hours of audio,
-    seconds per clip and the three output files. Returns the run id."""
+    """Record the ingest in MLflow (experiment "ingest", or nested under `parent_run_id`):
+    settings, counts, hours of audio, seconds per clip and the three output files. Returns the
+    run id."""
     ok = tracks.filter(pl.col("status") == "ok")
-    with tracked_run("ingest", f"ingest {Path(record.data).name}") as run_id:
+    with tracked_run(
+        "ingest", f"ingest {Path(record.data).name}", parent_run_id=parent_run_id
+    ) as run_id:
         log_params(
             run_id,
             {

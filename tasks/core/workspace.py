@@ -144,6 +144,26 @@ class Workspace(BaseModel):
     def plots(self) -> Path:
         return self._dir("reports", "plots")
 
+    # the champion's clustering, for people: songs by name, playlists, a map to listen to
+    @property
+    def clusters_table(self) -> Path:
+        """One row per track of the champion's clustering (CSV; the same as Parquet beside it)."""
+        return self.reports / "clusters.csv"
+
+    @property
+    def clusters_summary(self) -> Path:
+        """A short description of each cluster (Markdown)."""
+        return self.reports / "clusters.md"
+
+    def playlist(self, cluster: int) -> Path:
+        """The playlist of one cluster (M3U8, paths relative to the playlist)."""
+        return self._dir("reports", "playlists") / f"cluster-{cluster:02d}.m3u8"
+
+    @property
+    def listening_map(self) -> Path:
+        """The self-contained HTML map of the collection (opens from disk, plays the tracks)."""
+        return self.reports / "listening_map.html"
+
     # tuning
     @property
     def optuna_db(self) -> Path:

@@ -4,7 +4,8 @@
       -> choose_champion: the best-ranked unsupervised zoo-model row, and of the training seeds
          pooled in that row, the one that scored best with the row's algorithm
       -> should_replace: only when better on the same objective and data as today's champion
-      -> write_champion_package -> registry.champion.promote
+      -> write_champion_package (the clustering fitted once by
+         `tasks.evaluation.clusters.fit_champion_clustering`) -> registry.champion.promote
 
 The replacement rule lives here, not in `registry/`: it needs each metric's direction, which
 `tasks.evaluation.metrics` owns, and the registry (the MLflow door) imports no task code. The
@@ -30,14 +31,9 @@ from pydantic import BaseModel, ConfigDict
 from models.zoo import MODEL_NAMES
 from registry.champion import CHAMPION_MODEL, ChampionRecord, current_champion, promote
 from tasks.core.workspace import Workspace
-from tasks.evaluation.clustering import cluster, fitted_to_json
+from tasks.evaluation.clusters import ChampionClustering
 from tasks.evaluation.metrics import higher_is_better, is_better
-from tasks.evaluation.representations import (
-    MIXTURE_ALGORITHM,
-    Labels,
-    Representation,
-    labels_for,
-)
+from tasks.evaluation.representations import MIXTURE_ALGORITHM, Representation
 from tasks.training.checkpoint import WEIGHTS_FILE, weights_path
 from tasks.training.model_card import ModelCard
 from tasks.training.representation import read_latents
@@ -186,18 +182,13 @@ def should_replace(current: ChampionRecord | None, candidate: ChampionRecord) ->
     return is_better(candidate.objective, candidate.value, current.value)
 
 
-def write_champion_package(
-    workspace: Workspace,
-    representation: Representation,
-    *,
-    algorithm: str,
-    n_clusters: int | None,
-    labels: Labels,
-) -> list[Path]:
-    """Write the champion package of `representation` into `workspace.champion_dir`.
+def write_champion_package(workspace: Workspace, clustering: ChampionClustering) -> list[Path]:
+    """Write the champion package of `clustering.representation` into `workspace.champion_dir`.
 
-    The clustering is refitted on the whole collection with seed 0 and the representation's
-    standardisation, so that new tracks are assigned in the space the evaluation measured.
+    The clustering is the one evaluation fitted for people (`fit_champion_clustering`): its
+    fitted state is `clustering.json`, its clusters are those of `reference.parquet` (track_id,
+    cluster, genre, language, title, artist, path, mu), so that `predict`, clusters.csv, the
+    playlists and the champion's figures number clusters alike.
 
     Returns:
         The paths of `CHAMPION_FILES`, in that order.
@@ -206,6 +197,7 @@ def write_champion_package(
         ValueError: the representation is not a trained model (no model folder).
         ModelCardError, FileNotFoundError: the model folder or the feature store lacks a file.
     """
+    representation = clustering.representation
     if representation.model_dir is None:
         raise ValueError(f"{representation.name} has no model folder: only trained models ship")
     folder = workspace.champion_dir
@@ -213,26 +205,15 @@ def write_champion_package(
     card.write(folder)
     shutil.copyfile(weights_path(representation.model_dir), folder / WEIGHTS_FILE)
     shutil.copyfile(workspace.feature_manifest(card.feature_key), folder / FEATURE_CONFIG_FILE)
+    (folder / CLUSTERING_FILE).write_text(clustering.fitted_state)
 
     latents = read_latents(representation.latents)
-    fitted = cluster(
-        latents.mu,
-        algorithm=algorithm,
-        n_clusters=n_clusters,
-        seed=0,
-        standardize_input=representation.standardize,
+    mu = pl.DataFrame(
+        {"track_id": latents.track_ids, "mu": latents.mu.tolist()},
+        schema={"track_id": pl.String, "mu": pl.List(pl.Float64)},
     )
-    (folder / CLUSTERING_FILE).write_text(fitted_to_json(fitted.fitted))
-    genre, language = labels_for(latents, labels)
-    pl.DataFrame(
-        {
-            "track_id": latents.track_ids,
-            "cluster": fitted.labels.tolist(),
-            "genre": genre,
-            "language": language,
-            "mu": latents.mu.tolist(),
-        },
-        schema_overrides={"genre": pl.String, "language": pl.String},
+    mu.join(clustering.read(), on="track_id", how="left", maintain_order="left").select(
+        "track_id", "cluster", "genre", "language", "title", "artist", "path", "mu"
     ).write_parquet(folder / REFERENCE_FILE)
     return [folder / name for name in CHAMPION_FILES]
 
@@ -240,15 +221,15 @@ def write_champion_package(
 @task(cache_policy=NO_CACHE, task_run_name="champion {candidate.method} {candidate.features}")
 def promote_champion(
     candidate: ChampionCandidate,
+    clustering: ChampionClustering,
     *,
     run_id: str,
     workspace: Workspace,
-    n_clusters: int | None,
-    labels: Labels,
     fingerprint: str,
 ) -> str | None:
     """Register `candidate` as `vaemusic@champion` (package logged under `run_id`) unless today's
-    champion is as good on the same objective and data (`should_replace`).
+    champion is as good on the same objective and data (`should_replace`). `clustering` is the
+    candidate's fitted clustering (`fit_champion_clustering`), shipped as it is.
 
     Returns:
         The new version, or None when the champion was kept.
@@ -264,13 +245,7 @@ def promote_champion(
             current.value if current else math.nan,
         )
         return None
-    files = write_champion_package(
-        workspace,
-        candidate.representation,
-        algorithm=candidate.algorithm,
-        n_clusters=n_clusters,
-        labels=labels,
-    )
+    files = write_champion_package(workspace, clustering)
     version = promote(run_id=run_id, files=files, record=record, tags=candidate.tags)
     logger.info(
         "%s@champion is now version %s: %s [%s] + %s (%s=%.4f)",

@@ -29,7 +29,6 @@ import plotly.graph_objects as go
 import polars as pl
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from tasks.evaluation.clustering import standardize
 from tasks.evaluation.metrics import (
@@ -154,7 +153,7 @@ def category_colours(categories: Sequence[str]) -> dict[str, str]:
     return colours
 
 
-def _save(figure: Figure, path: str | Path) -> Path:
+def save_figure(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=DPI, bbox_inches="tight")
@@ -240,7 +239,7 @@ def scatter_plot(
         )
     else:
         axes.text(1.01, 1.0, f"{len(categories)} categories", transform=axes.transAxes, va="top")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def contingency_heatmap(
@@ -289,7 +288,7 @@ def contingency_heatmap(
                 colour = "black" if shares[i, j] > 0.6 else "white"
                 axes.text(j, i, str(count), ha="center", va="center", fontsize=7, color=colour)
     figure.colorbar(image, ax=axes, label="share of cluster")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def metric_bars(table: pl.DataFrame, metric: str, path: str | Path) -> Path:
@@ -327,7 +326,7 @@ def metric_bars(table: pl.DataFrame, metric: str, path: str | Path) -> Path:
     direction = "higher" if higher_is_better(metric) else "lower"
     axes.set_xlabel(f"{metric} ({direction} is better; mean ± std over seeds)")
     axes.axvline(0.0, color="black", linewidth=0.6)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def methods_metrics_heatmap(table: pl.DataFrame, path: str | Path) -> Path:
@@ -367,7 +366,7 @@ def methods_metrics_heatmap(table: pl.DataFrame, path: str | Path) -> Path:
             colour = "black" if scaled[i, j] > 0.6 else "white"
             axes.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
     figure.colorbar(image, ax=axes, label="relative score within metric (1 = best)")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 # The beta sweep shows a readable subset; the full set is in the methods x metrics heat map.
@@ -437,92 +436,7 @@ def beta_sweep_plot(table: pl.DataFrame, path: str | Path) -> Path:
         if index == 0:
             axes.legend(fontsize=7)
     figure.suptitle("beta sweep (mean ± std over seeds)")
-    return _save(figure, path)
-
-
-def training_curves(histories: dict[str, dict[str, list[float]]], path: str | Path) -> Path:
-    """Training curves: one panel per quantity, one line per run.
-
-    Args:
-        histories: ``{run_name: {quantity: per-epoch values}}``, e.g.
-            ``{"conv_vae": {"loss": [...], "val_loss": [...], "kl": [...]}}``.
-        path: PNG file to write.
-
-    A panel uses a logarithmic y axis when all its values are positive and span a factor > 100.
-
-    Raises:
-        ValueError: no run has any values.
-    """
-    quantities: list[str] = []
-    for history in histories.values():
-        quantities.extend(q for q, v in history.items() if len(v) and q not in quantities)
-    if not quantities:
-        raise ValueError("histories hold no values to plot")
-    columns = min(3, len(quantities))
-    grid_rows = math.ceil(len(quantities) / columns)
-    figure = Figure(figsize=(4.5 * columns, 3.2 * grid_rows), layout="constrained")
-    for index, quantity in enumerate(quantities):
-        axes = figure.add_subplot(grid_rows, columns, index + 1)
-        everything: list[float] = []
-        for run_name, history in histories.items():
-            values = np.asarray(history.get(quantity, []), dtype=np.float64)
-            if values.size == 0:
-                continue
-            everything.extend(values[np.isfinite(values)].tolist())
-            axes.plot(np.arange(1, values.size + 1), values, label=run_name)
-        if everything and min(everything) > 0 and max(everything) / min(everything) > 100:
-            axes.set_yscale("log")
-        axes.set_title(quantity, fontsize=10)
-        axes.set_xlabel("epoch")
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.grid(alpha=0.3)
-        if index == 0 and len(histories) > 1:
-            axes.legend(fontsize=7)
-    return _save(figure, path)
-
-
-def reconstruction_examples(
-    originals: np.ndarray, reconstructions: np.ndarray, path: str | Path
-) -> Path:
-    """Original and reconstructed log-mel spectrograms side by side, one row per example.
-
-    Args:
-        originals: np.ndarray [shape=(k, n_mels, frames)].
-        reconstructions: np.ndarray, same shape.
-        path: PNG file to write.
-
-    Both images of a row share one colour scale, so a washed-out reconstruction looks washed out.
-
-    Raises:
-        ValueError: shapes differ or are not 3-D with k >= 1.
-    """
-    originals = np.asarray(originals, dtype=np.float64)
-    reconstructions = np.asarray(reconstructions, dtype=np.float64)
-    if originals.ndim != 3 or originals.shape != reconstructions.shape or not originals.shape[0]:
-        raise ValueError(
-            "originals and reconstructions must both be (k, n_mels, frames) with k >= 1; "
-            f"got {originals.shape} and {reconstructions.shape}"
-        )
-    count = originals.shape[0]
-    figure = Figure(figsize=(8, 2.2 * count + 0.4), layout="constrained")
-    for row in range(count):
-        low = min(originals[row].min(), reconstructions[row].min())
-        high = max(originals[row].max(), reconstructions[row].max())
-        for column, (image, name) in enumerate(
-            ((originals[row], "original"), (reconstructions[row], "reconstruction"))
-        ):
-            axes = figure.add_subplot(count, 2, 2 * row + column + 1)
-            shown = axes.imshow(
-                image, origin="lower", aspect="auto", cmap="magma", vmin=low, vmax=high
-            )
-            axes.set_title(f"{name} {row + 1}", fontsize=9)
-            axes.set_ylabel("mel band" if column == 0 else "")
-            if row == count - 1:
-                axes.set_xlabel("frame")
-            else:
-                axes.tick_params(labelbottom=False)
-        figure.colorbar(shown, ax=figure.axes[-2:], fraction=0.03)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def interactive_scatter(xy: np.ndarray, hover: pl.DataFrame, colour: str, path: str | Path) -> Path:

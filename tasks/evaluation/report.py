@@ -9,6 +9,21 @@ reward the use of the answer key.
 
 In the table a missing or undefined metric is null (never NaN), so sorting and ranking treat it
 as "no value" rather than as a very large number.
+
+Two rules keep the ranking honest:
+
+- A clustering that found fewer than two clusters (DBSCAN putting every dense point in one
+  cluster) has found no structure: ``found_structure`` is False, it gets no rank (so it can never
+  be the champion), and the readable views list it as "no structure found" instead of ranking
+  its near-zero scores.
+- Rows with identical scores on every metric are the same latents under two names (a beta-VAE at
+  beta=1 is the MLP-VAE). The CSV keeps one row per method, so every method can still be looked
+  up by name, and names the others in ``identical_to``; the rows share one rank and take one
+  place in the ranking. The Markdown, LaTeX and console views show them once, as
+  ``beta_vae / mlp_vae`` with features ``beta=1 / audio_only``.
+
+A ``± std`` is shown only where more than one seed ran (``n_seeds > 1``); a single run says
+nothing about the spread.
 """
 
 from __future__ import annotations
@@ -17,6 +32,7 @@ import math
 import re
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +60,15 @@ class RankingError(UserInputError):
 
 
 IDENTITY_COLUMNS = ("method", "features", "algorithm", "uses_labels")
+# Columns the table derives from the others (never taken from the input rows).
+DERIVED_COLUMNS = ("found_structure", "identical_to")
+# A clustering needs at least this many clusters (noise excluded) to say anything about the data.
+MIN_CLUSTERS_FOR_STRUCTURE = 2
+# Scores agreeing to this many decimals on every metric count as identical: far below
+# any difference two different latent spaces produce, far above float round-off.
+IDENTICAL_DECIMALS = 9
+# How the readable views join the names of identical rows.
+NAME_JOINER = " / "
 COUNT_COLUMNS = ("n_seeds", "n_clusters", "n_clusters_std", "noise_fraction", "noise_fraction_std")
 DISPLAY_NAMES = {
     "silhouette": "Silhouette",
@@ -90,7 +115,10 @@ def build_comparison_table(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
         polars DataFrame with columns ``method, features, algorithm, uses_labels, n_seeds,
         n_clusters(_std), noise_fraction(_std)``, every internal and external metric and its
         ``_std``, and the ``*_language`` metrics when any row has one. Other numeric keys are
-        kept as extra Float64 columns, other keys as String columns. NaN becomes null.
+        kept as extra Float64 columns, other keys as String columns. NaN becomes null. Last come
+        ``found_structure`` (Boolean: at least two clusters; null when no seed clustered) and
+        ``identical_to`` (String: ``"method [features]"`` of the rows with identical scores,
+        ``"; "``-joined; null for most rows); see the module docstring.
 
     Raises:
         ValueError: no rows, a missing identity key, or an unknown ``method``.
@@ -109,7 +137,7 @@ def build_comparison_table(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
         _float_or_none(row.get(name)) is not None for row in rows for name in LANGUAGE_METRICS
     )
     numeric = list(COUNT_COLUMNS) + _metric_columns(with_language)
-    known = set(IDENTITY_COLUMNS) | set(numeric) | set(LANGUAGE_METRICS)
+    known = set(IDENTITY_COLUMNS) | set(numeric) | set(LANGUAGE_METRICS) | set(DERIVED_COLUMNS)
     known |= {f"{name}_std" for name in LANGUAGE_METRICS}
     extras: list[str] = []
     for row in rows:
@@ -138,7 +166,67 @@ def build_comparison_table(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
         columns[name] = pl.Series(
             [None if row.get(name) is None else str(row[name]) for row in rows], dtype=pl.String
         )
-    return pl.DataFrame(columns)
+    return _with_derived_columns(pl.DataFrame(columns))
+
+
+def _found_structure() -> pl.Expr:
+    """At least two clusters (mean over seeds); null where no seed produced a clustering."""
+    return pl.col("n_clusters") >= MIN_CLUSTERS_FOR_STRUCTURE
+
+
+def _score_columns(table: pl.DataFrame) -> list[str]:
+    """Every number that describes a row's clustering, in the order of the table."""
+    candidates = {"n_seeds", *COUNT_COLUMNS, *_metric_columns(with_language=True)}
+    return [column for column in table.columns if column in candidates]
+
+
+def identical_groups(table: pl.DataFrame) -> list[int]:
+    """For each row, the index of the first row with the same algorithm, the same
+    ``uses_labels`` and the same value in every score column (to ``IDENTICAL_DECIMALS``), or its
+    own index when no earlier row matches.
+
+    Only rows that found structure and have a silhouette take part: two clusterings that both
+    collapsed to one cluster agree by accident, not because their latents are the same.
+    """
+    columns = _score_columns(table)
+    first_of: dict[tuple[Any, ...], int] = {}
+    groups: list[int] = []
+    for index, row in enumerate(table.iter_rows(named=True)):
+        structured = (row.get("n_clusters") or 0) >= MIN_CLUSTERS_FOR_STRUCTURE
+        if not structured or _float_or_none(row.get("silhouette")) is None:
+            groups.append(index)
+            continue
+        values = (_float_or_none(row[column]) for column in columns)
+        key = (
+            row["algorithm"],
+            row["uses_labels"],
+            *(None if value is None else round(value, IDENTICAL_DECIMALS) for value in values),
+        )
+        groups.append(first_of.setdefault(key, index))
+    return groups
+
+
+def _row_label(row: dict[str, Any]) -> str:
+    return f"{row['method']} [{row['features']}]"
+
+
+def _with_derived_columns(table: pl.DataFrame) -> pl.DataFrame:
+    """``table`` with ``found_structure`` and ``identical_to`` (re)computed from its scores."""
+    groups = identical_groups(table)
+    labels = [_row_label(row) for row in table.iter_rows(named=True)]
+    identical_to = [
+        "; ".join(
+            labels[other]
+            for other in range(len(groups))
+            if other != index and groups[other] == groups[index]
+        )
+        or None
+        for index in range(len(groups))
+    ]
+    return table.drop(DERIVED_COLUMNS, strict=False).with_columns(
+        _found_structure().alias("found_structure"),
+        pl.Series("identical_to", identical_to, dtype=pl.String),
+    )
 
 
 def default_ranking_metric(table: pl.DataFrame) -> str:
@@ -158,9 +246,10 @@ def rank(table: pl.DataFrame, by: str | None = None) -> pl.DataFrame:
 
     Returns:
         ``table`` sorted best first with new columns ``rank`` (1 = best among rows with
-        ``uses_labels == False``; null for label-using rows and rows without the metric),
-        ``rank_uses_labels`` (the same among label-using rows only; null for the others) and
-        ``ranked_by``. Ties share the better rank.
+        ``uses_labels == False``; null for label-using rows, rows without the metric and rows
+        that found no structure), ``rank_uses_labels`` (the same among label-using rows only;
+        null for the others) and ``ranked_by``. Ties share the better rank; identical rows
+        (``identical_to``) share one rank and take one place, so the next row follows directly.
 
     Raises:
         RankingError: ``by`` is not a rankable metric column of ``table`` (for example a metric
@@ -170,13 +259,33 @@ def rank(table: pl.DataFrame, by: str | None = None) -> pl.DataFrame:
     rankable = [c for c in table.columns if c in RANKED_METRICS]
     if by not in rankable:
         raise RankingError(f"cannot rank by {by!r}; rankable columns here: {rankable}")
-    descending = higher_is_better(by)
-    value = pl.col(by).fill_nan(None)
-    group_rank = value.rank("min", descending=descending).over("uses_labels").cast(pl.Int64)
-    ranked = table.drop(["rank", "rank_uses_labels", "ranked_by"], strict=False).with_columns(
-        pl.when(~pl.col("uses_labels")).then(group_rank).otherwise(None).alias("rank"),
-        pl.when(pl.col("uses_labels")).then(group_rank).otherwise(None).alias("rank_uses_labels"),
-        pl.lit(by).alias("ranked_by"),
+    table = _with_derived_columns(
+        table.drop(["rank", "rank_uses_labels", "ranked_by"], strict=False)
+    )
+    groups = identical_groups(table)
+    # Only the first row of each identical group is ranked; the others copy its rank, so a
+    # method shown twice under two names does not push every row after it one place down.
+    first_of_group = [group == index for index, group in enumerate(groups)]
+    rankable = pl.col("_first_of_group") & pl.col("found_structure").fill_null(False)
+    first_rank = (
+        pl.when(rankable)
+        .then(pl.col(by).fill_nan(None))
+        .rank("min", descending=higher_is_better(by))
+        .over("uses_labels")
+    )
+    ranked = (
+        table.with_columns(
+            pl.Series("_group", groups, dtype=pl.Int64),
+            pl.Series("_first_of_group", first_of_group, dtype=pl.Boolean),
+        )
+        .with_columns(first_rank.alias("_first_rank"))
+        .with_columns(pl.col("_first_rank").max().over("_group").cast(pl.Int64).alias("_rank"))
+        .with_columns(
+            pl.when(~pl.col("uses_labels")).then(pl.col("_rank")).alias("rank"),
+            pl.when(pl.col("uses_labels")).then(pl.col("_rank")).alias("rank_uses_labels"),
+            pl.lit(by).alias("ranked_by"),
+        )
+        .drop("_group", "_first_of_group", "_first_rank", "_rank")
     )
     return ranked.sort(
         ["uses_labels", "rank", "rank_uses_labels", "method", "features", "algorithm"],
@@ -205,6 +314,13 @@ def _format_count(mean: float | None, std: float | None) -> str:
     return format_mean_std(mean, std, decimals=1)
 
 
+def _format_noise(mean: float | None, std: float | None) -> str:
+    """Share of noise points: ``"0"`` where no run had any (every algorithm but DBSCAN)."""
+    if mean == 0 and not std:
+        return "0"
+    return format_mean_std(mean, std)
+
+
 def _displayed_metrics(table: pl.DataFrame) -> list[str]:
     """Metrics with at least one value in the table, in canonical order."""
     names = [*INTERNAL_METRICS, *EXTERNAL_METRICS, *LANGUAGE_METRICS]
@@ -215,28 +331,64 @@ def _displayed_metrics(table: pl.DataFrame) -> list[str]:
     ]
 
 
-def _display_rows(table: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
-    """Header, formatted cells and the uses_labels flag of every row (rank order)."""
+@dataclass(frozen=True)
+class _ShownRow:
+    """One line of the readable views: a row of the table, or several identical ones merged."""
+
+    cells: list[str]
+    label: str  # "beta_vae [beta=1] / mlp_vae [audio_only] + kmeans"
+    position: int | None  # rank within its block (unsupervised or using labels)
+    uses_labels: bool
+    found_structure: bool  # False: fewer than two clusters; listed apart, never ranked
+
+
+def _joined(names: list[str]) -> str:
+    """One name when all agree, else every name in order (positions pair with other columns)."""
+    return names[0] if len(set(names)) == 1 else NAME_JOINER.join(names)
+
+
+def _shown_row(members: list[dict[str, Any]], metrics: list[str]) -> _ShownRow:
+    row = members[0]
+    spread_known = (row.get("n_seeds") or 0) > 1  # one run says nothing about the spread
+
+    def spread(name: str) -> float | None:
+        return row.get(f"{name}_std") if spread_known else None
+
+    position = row.get("rank_uses_labels") if row["uses_labels"] else row.get("rank")
+    cells = [
+        "–" if position is None else str(position),
+        _joined([member["method"] for member in members]),
+        _joined([member["features"] for member in members]),
+        row["algorithm"],
+        _format_count(row.get("n_clusters"), spread("n_clusters")),
+        _format_noise(row.get("noise_fraction"), spread("noise_fraction")),
+        "n/a" if row.get("n_seeds") is None else str(row["n_seeds"]),
+    ]
+    cells += [format_mean_std(row.get(name), spread(name)) for name in metrics]
+    return _ShownRow(
+        cells=cells,
+        label=NAME_JOINER.join(_row_label(member) for member in members) + f" + {row['algorithm']}",
+        position=position,
+        uses_labels=bool(row["uses_labels"]),
+        found_structure=row.get("found_structure") is not False,
+    )
+
+
+def _shown_rows(table: pl.DataFrame) -> tuple[list[str], list[_ShownRow]]:
+    """Header and the lines of the readable views in table order, identical rows merged into
+    the first of them."""
     metrics = _displayed_metrics(table)
     header = ["Rank", "Method", "Features", "Algorithm", "k", "Noise", "Seeds"]
     header += [DISPLAY_NAMES.get(name, name) for name in metrics]
-    cells: list[list[str]] = []
-    flags: list[bool] = []
-    for row in table.iter_rows(named=True):
-        position = row["rank_uses_labels"] if row["uses_labels"] else row["rank"]
-        line = [
-            "–" if position is None else str(position),
-            row["method"],
-            row["features"],
-            row["algorithm"],
-            _format_count(row.get("n_clusters"), row.get("n_clusters_std")),
-            format_mean_std(row.get("noise_fraction"), row.get("noise_fraction_std")),
-            "n/a" if row.get("n_seeds") is None else str(row["n_seeds"]),
-        ]
-        line += [format_mean_std(row.get(name), row.get(f"{name}_std")) for name in metrics]
-        cells.append(line)
-        flags.append(bool(row["uses_labels"]))
-    return header, cells, flags
+    rows = list(table.iter_rows(named=True))
+    groups = identical_groups(table)
+    members: dict[int, list[dict[str, Any]]] = {}
+    for row, group in zip(rows, groups, strict=True):
+        members.setdefault(group, []).append(row)
+    shown = [
+        _shown_row(members[index], metrics) for index, group in enumerate(groups) if group == index
+    ]
+    return header, shown
 
 
 def _markdown_table(header: list[str], cells: list[list[str]]) -> str:
@@ -251,29 +403,60 @@ def _markdown_table(header: list[str], cells: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _reading_notes(table: pl.DataFrame, shown: list[_ShownRow]) -> str:
+    """How to read the values: the spread, merged rows, cluster counts."""
+    if table["n_seeds"].fill_null(1).max() > 1:
+        spread = (
+            "Values are mean ± standard deviation over seeds where more than one seed ran "
+            "(column Seeds), the single run's value elsewhere"
+        )
+    else:
+        spread = "Every value comes from a single run, so no standard deviation is shown"
+    notes = [
+        f"{spread}; k is the number of clusters found (DBSCAN noise excluded); n/a = not "
+        "defined or no labels."
+    ]
+    if any(NAME_JOINER in line.cells[1] for line in shown):
+        notes.append(
+            f"Rows whose methods are joined by '{NAME_JOINER.strip()}' scored identically on "
+            "every metric (the same latents under two names, e.g. a beta-VAE at beta=1 and the "
+            "MLP-VAE) and are shown once."
+        )
+    return " ".join(notes)
+
+
+def _no_structure_note(lines: list[_ShownRow]) -> list[str]:
+    if not lines:
+        return []
+    names = "; ".join(line.label for line in lines)
+    return [
+        "",
+        f"**No structure found** (fewer than {MIN_CLUSTERS_FOR_STRUCTURE} clusters besides "
+        f"noise, so not ranked): {names}.",
+    ]
+
+
 def to_markdown(table: pl.DataFrame) -> str:
-    """Readable markdown: unsupervised rows and label-using rows in two ranked tables."""
-    header, cells, flags = _display_rows(table)
+    """Readable markdown: unsupervised rows and label-using rows in two ranked tables, each
+    followed by the clusterings that found no structure."""
+    header, shown = _shown_rows(table)
     by = table["ranked_by"][0]
     direction = "higher" if higher_is_better(by) else "lower"
     parts = [
         "# Clustering comparison",
         "",
-        f"Ranked by **{by}** ({direction} is better). Values are mean ± standard deviation "
-        "over seeds; k is the number of clusters found (DBSCAN noise excluded); n/a = not "
-        "defined or no labels.",
-        "",
-        "## Unsupervised representations",
-        "",
-        _markdown_table(header, [c for c, f in zip(cells, flags, strict=True) if not f]),
+        f"Ranked by **{by}** ({direction} is better). {_reading_notes(table, shown)}",
     ]
-    if any(flags):
-        parts += [
-            "",
-            "## Representations that use labels (ranked separately)",
-            "",
-            _markdown_table(header, [c for c, f in zip(cells, flags, strict=True) if f]),
-        ]
+    for title, labelled in (
+        ("Unsupervised representations", False),
+        ("Representations that use labels (ranked separately)", True),
+    ):
+        block = [line for line in shown if line.uses_labels == labelled]
+        if labelled and not block:
+            continue
+        ranked = [line.cells for line in block if line.found_structure]
+        parts += ["", f"## {title}", "", _markdown_table(header, ranked)]
+        parts += _no_structure_note([line for line in block if not line.found_structure])
     return "\n".join(parts) + "\n"
 
 
@@ -298,30 +481,38 @@ def latex_escape(text: str) -> str:
     return escaped.replace("±", r"$\pm$").replace("–", "--")
 
 
+def _latex_lines(lines: list[_ShownRow], width: int) -> list[str]:
+    """Body rows; a clustering without structure keeps its name and k, then says so."""
+    body = []
+    for line in lines:
+        if line.found_structure:
+            body.append(" & ".join(latex_escape(cell) for cell in line.cells) + r" \\")
+        else:
+            named = " & ".join(latex_escape(cell) for cell in line.cells[:5])
+            body.append(
+                f"{named} & \\multicolumn{{{width - 5}}}{{l}}{{\\emph{{no structure found}}}} \\\\"
+            )
+    return body
+
+
 def to_latex(table: pl.DataFrame) -> str:
     """A booktabs ``tabular`` (needs ``\\usepackage{booktabs}``), label-using rows in a block."""
-    header, cells, flags = _display_rows(table)
+    header, shown = _shown_rows(table)
     alignment = "llll" + "r" * (len(header) - 4)
     width = len(header)
+    seeds = "mean $\\pm$ std where more than one seed ran"
     lines = [
-        f"% Ranked by {latex_escape(table['ranked_by'][0])}; mean $\\pm$ std over seeds.",
+        f"% Ranked by {latex_escape(table['ranked_by'][0])}; {seeds}.",
         f"\\begin{{tabular}}{{{alignment}}}",
         r"\toprule",
         " & ".join(latex_escape(h) for h in header) + r" \\",
         r"\midrule",
     ]
-    lines += [
-        " & ".join(latex_escape(c) for c in line) + r" \\"
-        for line, flag in zip(cells, flags, strict=True)
-        if not flag
-    ]
-    if any(flags):
+    lines += _latex_lines([line for line in shown if not line.uses_labels], width)
+    labelled = [line for line in shown if line.uses_labels]
+    if labelled:
         lines += [r"\midrule", f"\\multicolumn{{{width}}}{{l}}{{\\emph{{Using labels}}}} \\\\"]
-        lines += [
-            " & ".join(latex_escape(c) for c in line) + r" \\"
-            for line, flag in zip(cells, flags, strict=True)
-            if flag
-        ]
+        lines += _latex_lines(labelled, width)
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -361,32 +552,35 @@ def mlflow_ui_command(tracking_uri: str) -> str:
 def console_summary(
     table: pl.DataFrame, report_dir: str | Path, tracking_uri: str, *, top: int = 3
 ) -> str:
-    """A few lines for the terminal: the best rows, where the report is, how to open MLflow."""
+    """A few lines for the terminal: the best rows (identical rows once, under all their
+    names), how many clusterings found no structure, where the report is, how to open MLflow."""
     if "rank" not in table.columns:
         table = rank(table)
     by = table["ranked_by"][0]
     direction = "higher" if higher_is_better(by) else "lower"
+    header, shown = _shown_rows(table)
 
-    def describe(row: dict[str, Any], position: int) -> str:
-        value = format_mean_std(row.get(by), row.get(f"{by}_std"))
-        k = _format_count(row.get("n_clusters"), row.get("n_clusters_std"))
-        return (
-            f"  {position}. {row['method']} [{row['features']}] + {row['algorithm']}: "
-            f"{by} {value} (k={k})"
-        )
+    def describe(line: _ShownRow) -> str:
+        k = line.cells[header.index("k")]
+        value = line.cells[header.index(DISPLAY_NAMES.get(by, by))]
+        return f"  {line.position}. {line.label}: {by} {value} (k={k})"
 
-    unsupervised = table.filter(~pl.col("uses_labels") & pl.col("rank").is_not_null())
-    with_labels = table.filter(pl.col("uses_labels") & pl.col("rank_uses_labels").is_not_null())
+    ranked = [line for line in shown if line.position is not None]
+    unsupervised = [line for line in ranked if not line.uses_labels]
+    with_labels = [line for line in ranked if line.uses_labels]
     lines = [f"Best unsupervised clusterings by {by} ({direction} is better):"]
-    if unsupervised.height == 0:
+    if not unsupervised:
         lines.append(f"  (no unsupervised row has a value for {by})")
-    lines += [describe(row, row["rank"]) for row in unsupervised.head(top).iter_rows(named=True)]
-    if with_labels.height:
+    lines += [describe(line) for line in unsupervised[:top]]
+    if with_labels:
         lines.append("Using labels (ranked separately):")
-        lines += [
-            describe(row, row["rank_uses_labels"])
-            for row in with_labels.head(top).iter_rows(named=True)
-        ]
+        lines += [describe(line) for line in with_labels[:top]]
+    without_structure = sum(not line.found_structure for line in shown)
+    if without_structure:
+        lines.append(
+            f"{without_structure} clustering(s) found no structure (fewer than "
+            f"{MIN_CLUSTERS_FOR_STRUCTURE} clusters) and are not ranked; the report lists them."
+        )
     report_dir = Path(report_dir)
     lines.append(f"Report: {report_dir / 'comparison.md'} (also comparison.csv, comparison.tex)")
     lines.append(f"Browse runs: {mlflow_ui_command(tracking_uri)}")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from prefect import get_run_logger, task, unmapped
+from prefect.futures import as_completed
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.decomposition import PCA
 
@@ -20,6 +21,7 @@ from tasks.audio.features import summary_feature_names
 from tasks.audio.ingest import usable_tracks
 from tasks.core.caching import cached_on
 from tasks.core.hashing import file_sha256
+from tasks.core.progress import CountProgress
 from tasks.core.workspace import Workspace
 from tasks.evaluation.clustering import ClusteringError, cluster
 from tasks.evaluation.metrics import (
@@ -284,8 +286,10 @@ def evaluate_representation(
                     **scores,
                 }
             )
-            if algorithm == "dbscan":
-                break  # deterministic: more seeds would only repeat the same row
+            # Deterministic: more seeds would only repeat the same row (and fake a spread of 0).
+            # Ward linkage is, once k is given; with k searched, the search uses the seed.
+            if algorithm == "dbscan" or (algorithm == "agglomerative" and n_clusters is not None):
+                break
         rows.extend({**identity, "algorithm": algorithm, **row} for row in per_seed)
     if latents.mixture_cluster is not None:
         scores = _scores(
@@ -312,25 +316,36 @@ def evaluate_representations(
     n_clusters: int | None,
     seeds: int,
 ) -> list[list[dict[str, Any]]]:
-    """`evaluate_representation` on every representation in parallel (Prefect tasks).
+    """`evaluate_representation` on every representation in parallel (Prefect tasks), logging
+    "clustered n/total representations" about ten times as they finish (in any order).
+
+    Must run inside a flow run (it logs to the run and submits tasks).
 
     Returns:
         The rows of each representation, in the order of `representations`.
+
+    Raises:
+        The first error of a failed task, in the order of `representations`.
     """
-    get_run_logger().info(
+    logger = get_run_logger()
+    logger.info(
         "evaluating %d representations x %d algorithms x %d seeds, k=%s",
         len(representations),
         len(algorithms),
         seeds,
         n_clusters or "chosen by criterion",
     )
-    return evaluate_representation.map(
+    futures = evaluate_representation.map(
         list(representations),
         unmapped(labels),
         unmapped(list(algorithms)),
         unmapped(n_clusters),
         unmapped(seeds),
-    ).result()
+    )
+    progress = CountProgress(logger, len(futures), verb="clustered", noun="representations")
+    for _ in as_completed(list(futures)):
+        progress.advance()
+    return [future.result() for future in futures]
 
 
 def pool_rows(row_groups: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

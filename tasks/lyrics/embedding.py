@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,7 +43,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.core.caching import cached_on
 from tasks.core.errors import UserInputError
+from tasks.core.progress import CountProgress, run_logger_or
 from tasks.core.workspace import Workspace
+
+_log = logging.getLogger(__name__)
 
 CHAR_NGRAM_KIND = "char-ngram"
 TRANSFORMER_KIND = "transformer"
@@ -418,24 +422,50 @@ def embed_texts(
             )
             for key, vector in zip(keys, matrix, strict=True):
                 cache.put(key, vector)
+            _progress(len(inputs)).advance(len(inputs))
             return EmbeddingRun(matrix, encoder_id, computed=len(inputs), cached=0)
-        model = TransformerLyricsEncoder(
-            encoder.model_path or settings.model,
-            max_tokens=settings.max_tokens,
-            batch_size=settings.batch_size,
-            device=settings.device,
-            normalize=settings.normalize,
-        )
-        unique_missing = {keys[i]: i for i in missing}
-        vectors = model.embed([inputs[i] for i in unique_missing.values()])
-        for key, vector in zip(unique_missing, vectors, strict=True):
-            cache.put(key, vector)
-            for i in missing:
-                if keys[i] == key:
-                    found[i] = vector
+        _embed_missing(inputs, keys, missing, found, encoder, settings, cache)
     dim = found[0].shape[0] if found else _width_without_texts(encoder)
     matrix = np.stack(found).astype(np.float32) if found else np.zeros((0, dim), np.float32)
     return EmbeddingRun(matrix, encoder_id, computed=len(missing), cached=len(keys) - len(missing))
+
+
+def _progress(total: int) -> CountProgress:
+    return CountProgress(run_logger_or(_log), total, verb="embedded", noun="lyrics")
+
+
+def _embed_missing(
+    inputs: Sequence[str],
+    keys: Sequence[str],
+    missing: Sequence[int],
+    found: list[np.ndarray | None],
+    encoder: ResolvedEncoder,
+    settings: EncoderSettings,
+    cache: EmbeddingCache,
+) -> None:
+    """Embed the texts at positions `missing` (identical ones once) into `cache` and `found`, in
+    about ten slices, each cached when done and followed by an "embedded n/total lyrics" line."""
+    model = TransformerLyricsEncoder(
+        encoder.model_path or settings.model,
+        max_tokens=settings.max_tokens,
+        batch_size=settings.batch_size,
+        device=settings.device,
+        normalize=settings.normalize,
+    )
+    positions: dict[str, list[int]] = {}
+    for i in missing:
+        positions.setdefault(keys[i], []).append(i)
+    unique, progress = list(positions), _progress(len(positions))
+    # A multiple of the batch size: slices of one-chunk texts add no half-empty forward pass.
+    slice_size = settings.batch_size * max(1, -(-len(unique) // (10 * settings.batch_size)))
+    for start in range(0, len(unique), slice_size):
+        part = unique[start : start + slice_size]
+        vectors = model.embed([inputs[positions[key][0]] for key in part])
+        for key, vector in zip(part, vectors, strict=True):
+            cache.put(key, vector)
+            for i in positions[key]:
+                found[i] = vector
+        progress.advance(len(part))
 
 
 def _width_without_texts(encoder: ResolvedEncoder) -> int:

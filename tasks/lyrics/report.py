@@ -89,11 +89,13 @@ def log_lyrics_run(
     encoder_settings: EncoderSettings,
     pairing: PairingSettings,
     seconds: float,
+    parent_run_id: str | None = None,
 ) -> str:
-    """Record a lyrics run in MLflow: settings, pairing and language counts, the embeddings'
-    shape, the unpaired documents, the language table and figure. Returns the run id."""
+    """Record a lyrics run in MLflow (experiment "lyrics", or nested under `parent_run_id`):
+    settings, pairing and language counts, the embeddings' shape, the unpaired documents, the
+    language table and figure. Returns the run id."""
     languages = language_table(workspace.lyrics_table)
-    with tracked_run(EXPERIMENT, f"lyrics {data.name}") as run_id:
+    with tracked_run(EXPERIMENT, f"lyrics {data.name}", parent_run_id=parent_run_id) as run_id:
         log_params(
             run_id,
             {

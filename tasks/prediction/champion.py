@@ -8,7 +8,8 @@ A champion version (`tasks.evaluation.champion.CHAMPION_FILES`, registered by
 - `feature_config.json`: `{"config": FeatureConfig fields, "summary_names": [...]}`, the features
   the model was trained on, so new tracks are ingested with the same settings;
 - `clustering.json`: the fitted clustering (`tasks.evaluation.clustering.fitted_to_json`);
-- `reference.parquet`: the collection's track latents (track_id, cluster, genre, language, mu).
+- `reference.parquet`: the collection's track latents (track_id, cluster, genre, language, title,
+  artist, path, mu).
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 
 New latents are assigned with `tasks.evaluation.clustering.assign` and compared to the reference
 latents of the champion's collection in the clustering's standardised space (the space the
-clusters live in). The table is written as `predictions.csv` and logged as an MLflow run.
+clusters live in). Tracks are named by artist and title where the track tables have them
+(`tasks.evaluation.clusters.track_name`), the new ones from the predict work dir's, the
+collection's from the champion's reference.parquet. The table is written as `predictions.csv`
+and logged as an MLflow run.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pydantic import BaseModel, Field
 from registry.tracking import log_artifact, log_metrics, log_params, set_tags, tracked_run
 from tasks.core.workspace import Workspace
 from tasks.evaluation.clustering import NOISE_LABEL, assign
+from tasks.evaluation.clusters import track_name
 from tasks.prediction.champion import ChampionPackage
 from tasks.prediction.inputs import SideInputs
 
@@ -27,18 +31,38 @@ NEAREST_SEPARATOR = "; "
 PREDICTION_SCHEMA = {
     "path": pl.String,
     "track_id": pl.String,
+    "track": pl.String,
     "cluster": pl.Int64,
     "score": pl.Float64,
     "score_kind": pl.String,
     "nearest_tracks": pl.String,
+    "nearest_track_ids": pl.String,
     "used_lyrics": pl.Boolean,
     "reason": pl.String,
 }
-"""Columns of the predictions table. `cluster` is null for a quarantined file (its `reason` says
-why) and -1 for a DBSCAN noise point; `score` is the distance to the assigned cluster in
-standardised latent units (k-means, agglomerative, DBSCAN; lower = closer) or the posterior
-probability of the assigned component (GMM; higher = surer), as `score_kind` says;
-`nearest_tracks` the ids of the closest reference tracks of the collection, nearest first."""
+"""Columns of the predictions table, one row per file:
+
+- path: the audio file; track_id: its id in the predict work dir.
+- track: 'Artist - Title' (the title alone without an artist), else the file name.
+- cluster: the champion's cluster (the numbering of clusters.csv and the playlists); null for a
+  quarantined file (`reason` says why), -1 for a DBSCAN noise point (in no cluster).
+- score, as `score_kind` says: "distance" (k-means, agglomerative, DBSCAN) is the Euclidean
+  distance to the assigned cluster's centre (DBSCAN: to its nearest core track) in the
+  clustering's standardised latent units, lower = more typical of the cluster;
+  "posterior_probability" (GMM) is the probability that the track belongs to the assigned
+  cluster, in [0, 1], higher = surer.
+- nearest_tracks: the collection's closest tracks, nearest first, named like `track` (their id
+  when the collection's track table had no title); nearest_track_ids: their ids.
+- used_lyrics: whether the track's lyrics informed its encoding.
+"""
+SCORE_LEGEND = {
+    "distance": "score = distance to the cluster's centre (DBSCAN: its nearest core track) in "
+    "standardised latent units; lower = more typical of the cluster",
+    "posterior_probability": "score = probability that the track belongs to its cluster "
+    "(0 to 1); higher = surer",
+}
+NOISE_LEGEND = "cluster -1 = in no cluster (DBSCAN noise)"
+NEAREST_LEGEND = "nearest_tracks = the collection's most similar tracks, nearest first"
 
 
 @dataclass(frozen=True)
@@ -102,10 +126,21 @@ def nearest_reference_tracks(
     return [[reference_ids[i] for i in row] for row in order]
 
 
+def reference_names(reference: pl.DataFrame) -> dict[str, str]:
+    """track_id -> name (`track_name`) of the collection's tracks; the id where the reference
+    has no title (or, from a package registered before titles were kept, no title column)."""
+    titles = reference["title"] if "title" in reference.columns else [None] * reference.height
+    artists = reference["artist"] if "artist" in reference.columns else [None] * reference.height
+    return {
+        track_id: track_name(title, artist, track_id)
+        for track_id, title, artist in zip(reference["track_id"], titles, artists, strict=True)
+    }
+
+
 def _assignments(
     latents_path: Path, package: ChampionPackage, n_nearest: int
-) -> dict[str, tuple[int, float, str]]:
-    """track_id -> (cluster, score, nearest reference ids joined) for the encoded tracks."""
+) -> dict[str, tuple[int, float, list[str]]]:
+    """track_id -> (cluster, score, nearest reference ids) for the encoded tracks."""
     latents_table = pl.read_parquet(latents_path)
     if latents_table.height == 0:
         return {}
@@ -120,7 +155,7 @@ def _assignments(
         n_nearest,
     )
     return {
-        track_id: (int(label), float(score), NEAREST_SEPARATOR.join(near))
+        track_id: (int(label), float(score), near)
         for track_id, label, score, near in zip(
             latents_table["track_id"].to_list(), labels, scores, nearest, strict=True
         )
@@ -138,7 +173,8 @@ def predictions_table(
     """One row per ingested file (`PREDICTION_SCHEMA`), in the order of `tracks`.
 
     Args:
-        tracks: the predict work dir's track table (track_id, path, status, reason).
+        tracks: the predict work dir's track table (track_id, path, status, reason; title and
+            artist when known).
         latents_path: `predict_latents.parquet` of the ok tracks (None when there is none).
         package: the champion (clustering state and reference latents).
         n_nearest: reference tracks listed per track.
@@ -147,18 +183,22 @@ def predictions_table(
     used_lyrics = used_lyrics or {}
     score_kind = package.clustering.get("score_kind", "distance")
     assigned = _assignments(latents_path, package, n_nearest) if latents_path else {}
+    names = reference_names(pl.read_parquet(package.reference)) if assigned else {}
     rows = []
     for row in tracks.iter_rows(named=True):
         result = assigned.get(row["track_id"])
         ok = row["status"] == "ok" and result is not None
+        nearest = result[2] if result is not None and ok else []
         rows.append(
             {
                 "path": row["path"],
                 "track_id": row["track_id"],
+                "track": track_name(row.get("title"), row.get("artist"), Path(row["path"]).name),
                 "cluster": result[0] if ok else None,
                 "score": result[1] if ok else None,
                 "score_kind": score_kind if ok else None,
-                "nearest_tracks": result[2] if ok else None,
+                "nearest_tracks": NEAREST_SEPARATOR.join(names[i] for i in nearest) if ok else None,
+                "nearest_track_ids": NEAREST_SEPARATOR.join(nearest) if ok else None,
                 "used_lyrics": used_lyrics.get(row["track_id"], False) if ok else None,
                 "reason": None if ok else (row["reason"] or "not encoded"),
             }
@@ -167,11 +207,11 @@ def predictions_table(
 
 
 def format_predictions(table: pl.DataFrame) -> str:
-    """The predictions as a text table for the terminal (every row, paths shown by file name)."""
-    shown = table.with_columns(
-        pl.col("path").map_elements(lambda p: Path(p).name, return_dtype=pl.String),
-        pl.col("score").round(4),
-    ).drop("track_id", "score_kind")
+    """The predictions as a text table for the terminal (every row, tracks by name), and under
+    it a legend of what the score (and a -1 cluster, when there is one) means."""
+    shown = table.select(
+        "track", "cluster", pl.col("score").round(4), "nearest_tracks", "used_lyrics", "reason"
+    )
     with pl.Config(
         tbl_rows=-1,
         tbl_cols=-1,
@@ -180,7 +220,14 @@ def format_predictions(table: pl.DataFrame) -> str:
         tbl_hide_dataframe_shape=True,
         tbl_hide_column_data_types=True,
     ):
-        return str(shown)
+        text = str(shown)
+    kinds = table["score_kind"].drop_nulls().unique(maintain_order=True).to_list()
+    legend = [SCORE_LEGEND.get(kind, f"score = {kind}") for kind in kinds]
+    if (table["cluster"] == NOISE_LABEL).any():
+        legend.append(NOISE_LEGEND)
+    if table["nearest_tracks"].drop_nulls().len():
+        legend.append(NEAREST_LEGEND)
+    return "\n".join([text, *legend])
 
 
 def cluster_counts(table: pl.DataFrame) -> dict[str, int]:

@@ -33,7 +33,7 @@ from models.zoo import (
     model_class,
     uses_labels,
 )
-from registry.models import log_model_folder, register_model
+from registry.models import content_digest, log_model_folder, register_model
 from registry.tracking import (
     log_artifact,
     log_metric_history,
@@ -61,6 +61,7 @@ from tasks.training.trainer import (
     TrackLatents,
     TrainConfig,
     TrainingOutcome,
+    TrainingProgress,
     encode_tracks,
     seed_everything,
     train_model,
@@ -205,7 +206,7 @@ def _training_plots(
 ) -> list[Path]:
     """Loss curves and, for spectrogram models, a few validation crops next to their
     reconstructions, written into the model folder."""
-    from tasks.evaluation.plots import reconstruction_examples, training_curves
+    from tasks.training.figures import reconstruction_examples, training_curves
 
     out = workspace.model_dir(run_name)
     curves = {k: v for k, v in history.items() if k.endswith(_LOSS_SUFFIXES)}
@@ -378,6 +379,14 @@ def _model_card(
     )
 
 
+def _version_description(spec: ModelSpec, fingerprint: str, final: dict[str, float]) -> str:
+    """A registered version in one line: `beta_vae [beta=4] seed 0; data 3f2a9c1d0b7e;
+    best_val_loss = 1.234`."""
+    metric = "best_val_loss" if "best_val_loss" in final else "final_train_loss"
+    loss = f"; {metric} = {final[metric]:.4g}" if metric in final else ""
+    return f"{spec.model} [{spec.features}] seed {spec.train.seed}; data {fingerprint[:12]}{loss}"
+
+
 def _run_tags(spec: ModelSpec, feature_key: str, fingerprint: str) -> dict[str, str]:
     return {
         "method": spec.model,
@@ -395,7 +404,9 @@ def _run_tags(spec: ModelSpec, feature_key: str, fingerprint: str) -> dict[str, 
 @task(
     name="train_representation",
     cache_policy=cached_on(
-        "tasks.training", "models", exclude=("parent_run_id", "experiment", "on_epoch")
+        "tasks.training",
+        "models",
+        exclude=("parent_run_id", "experiment", "on_epoch", "report_progress"),
     ),
     persist_result=True,
     task_run_name="train {spec.run_name}",
@@ -410,6 +421,7 @@ def train_representation(
     parent_run_id: str | None = None,
     register: bool = True,
     on_epoch: EpochCallback | None = None,
+    report_progress: bool = True,
 ) -> TrainOutput:
     """Train `spec.model` on the ok tracks of the work dir, encode all tracks, log to MLflow.
 
@@ -426,7 +438,13 @@ def train_representation(
     with tracked_run(experiment, spec.run_name, parent_run_id=parent_run_id, tags=tags) as run_id:
         log_params(run_id, _run_params(spec, prepared, feature_key, fingerprint))
         outcome = train_model(
-            model, prepared.batches["train"], prepared.validation, spec.train, on_epoch=on_epoch
+            model,
+            prepared.batches["train"],
+            prepared.validation,
+            spec.train,
+            on_epoch=on_epoch,
+            # A line every few epochs (and a bar at a terminal); tuning trials stay quiet.
+            progress=TrainingProgress(label=spec.run_name) if report_progress else None,
         )
         latents = encode_tracks(
             model, prepared.batches["all"], prepared.tracks["track_id"].to_list()
@@ -450,7 +468,14 @@ def train_representation(
         model_uri = log_model_folder(run_id, files)
         version = None
         if register:
-            version = register_model(model_uri, f"{REGISTERED_PREFIX}-{spec.model}")
+            # Same weights and card as a registered version (a retrain on unchanged data):
+            # that version is returned, and the registry does not grow.
+            version = register_model(
+                model_uri,
+                f"{REGISTERED_PREFIX}-{spec.model}",
+                digest=content_digest(files),
+                description=_version_description(spec, fingerprint, final),
+            )
             set_tags(run_id, {"registered_version": version})
     return TrainOutput(
         run_id=run_id,

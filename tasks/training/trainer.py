@@ -9,6 +9,7 @@ phases (pre-training as an autoencoder, GMM initialisation of the prior, joint t
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import random
 import time
@@ -22,7 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.base import RepresentationModel
 from tasks.core.errors import UserInputError
+from tasks.core.progress import Logger, interactive_terminal, run_logger_or
 from tasks.training.data import CropBatches
+
+_log = logging.getLogger(__name__)
 
 # "pretrain": VaDE's autoencoder phase before its prior is fitted; "train": the full objective.
 Phase = Literal["pretrain", "train"]
@@ -66,6 +70,86 @@ class TrainConfig(BaseModel):
 
 class NonFiniteLossError(UserInputError, RuntimeError):
     """The loss became NaN or infinite; the message names the model, epoch and what to try."""
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Asks `train_model` to say how far it is (without it, training is silent: tuning trials
+    and benchmarks run many trainings nobody watches epoch by epoch).
+
+    One log line every `every` epochs (default: max(1, epochs // 10)), plus the first and the
+    last epoch, with the epoch's loss terms, to `logger` (default: Prefect's run logger inside
+    a run, else this module's logger). `bar`: draw a progress bar on stderr; default only at an
+    interactive terminal (never in CI or worker logs).
+    """
+
+    label: str  # what is trained, as the lines name it (the run name)
+    every: int | None = None
+    bar: bool | None = None
+    logger: Logger | None = None
+
+    def epochs_between_lines(self, epochs: int) -> int:
+        return max(1, self.every or epochs // 10)
+
+
+class _EpochReport:
+    """The lines (and the bar) of one training phase, as `TrainingProgress` asks for them."""
+
+    def __init__(self, progress: TrainingProgress, phase: Phase, epochs: int) -> None:
+        self.epochs = epochs
+        self.every = progress.epochs_between_lines(epochs)
+        self.name = progress.label if phase == "train" else f"{progress.label} ({phase})"
+        self.logger = progress.logger or run_logger_or(_log)
+        self.last_logged = -1
+        self.last: tuple[int, dict[str, float], float] | None = None  # epoch, losses, seconds
+        self.bar = None
+        if progress.bar if progress.bar is not None else interactive_terminal():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=epochs, desc=self.name, unit="epoch", leave=False)
+
+    @staticmethod
+    def losses(record: dict[str, float]) -> dict[str, float]:
+        """The loss terms of an epoch's record (`train_*`/`val_*`, any phase prefix)."""
+        return {
+            name.removeprefix("pretrain_"): value
+            for name, value in record.items()
+            if name.removeprefix("pretrain_").startswith(("train_", "val_"))
+        }
+
+    def epoch_done(self, epoch: int, record: dict[str, float], seconds: float) -> None:
+        losses = self.losses(record)
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items() if k.endswith("loss")})
+            self.bar.update(1)
+        number = epoch + 1
+        if number == 1 or number % self.every == 0 or number == self.epochs:
+            self._log_epoch(epoch, losses, seconds)
+        self.last = (epoch, losses, seconds)
+
+    def _log_epoch(self, epoch: int, losses: dict[str, float], seconds: float) -> None:
+        terms = ", ".join(f"{name} {value:.4g}" for name, value in losses.items())
+        self.logger.info(
+            "%s: epoch %d/%d: %s (%.1f s)", self.name, epoch + 1, self.epochs, terms, seconds
+        )
+        self.last_logged = epoch
+
+    def finish(self, outcome: TrainingOutcome, patience: int) -> None:
+        """The last epoch's line if it was not logged, and why training stopped early."""
+        if self.bar is not None:
+            self.bar.close()
+        last = self.last
+        if last is not None and last[0] != self.last_logged:
+            self._log_epoch(*last)
+        if outcome.stopped_early and last is not None:
+            self.logger.info(
+                "%s: stopped early after epoch %d (no improvement in %d epochs); keeping the "
+                "weights of epoch %d",
+                self.name,
+                last[0] + 1,
+                patience,
+                outcome.best_epoch + 1,
+            )
 
 
 @dataclass
@@ -212,6 +296,40 @@ class _EarlyStopping:
         return self.stale >= self.patience
 
 
+def _epoch_record(
+    model: RepresentationModel,
+    validation: CropBatches | None,
+    step: _EpochStep,
+    epoch: int,
+    sums: dict[str, float],
+    seen: int,
+    seconds: float,
+    kl_weight: float,
+) -> tuple[dict[str, float], float]:
+    """An epoch's metrics (history names, `pretrain_` prefixed in that phase) and the loss that
+    early stopping monitors: the validation loss when there is a split, else the training loss.
+
+    Raises:
+        NonFiniteLossError: the validation loss is NaN or infinite.
+    """
+    prefix = "pretrain_" if step.phase == "pretrain" else ""
+    record = {f"{prefix}train_{k}": v / max(seen, 1) for k, v in sums.items()}
+    record[f"{prefix}examples_per_second"] = seen / max(seconds, 1e-9)
+    record[f"{prefix}learning_rate"] = step.optimizer.param_groups[0]["lr"]
+    record[f"{prefix}kl_weight"] = kl_weight
+    monitored = record[f"{prefix}train_loss"]
+    if validation is not None and len(validation.rows):
+        val = _validation_losses(model, validation, step.phase, step.use_amp)
+        record.update({f"{prefix}val_{k}": v for k, v in val.items()})
+        monitored = val["loss"]
+        if not math.isfinite(monitored):
+            raise NonFiniteLossError(
+                f"{model.name}: the validation loss became {monitored} at epoch {epoch + 1} "
+                f"({step.phase}); check the input features of the validation tracks."
+            )
+    return record, monitored
+
+
 def _run_epochs(
     model: RepresentationModel,
     train: CropBatches,
@@ -221,6 +339,7 @@ def _run_epochs(
     phase: Phase,
     outcome: TrainingOutcome,
     on_epoch: EpochCallback | None = None,
+    progress: TrainingProgress | None = None,
 ) -> None:
     """Run one phase of training, recording each epoch's metrics in `outcome.history`.
 
@@ -228,14 +347,14 @@ def _run_epochs(
     stopping after `config.patience` epochs without improvement of the monitored loss
     (validation when there is a split), restoring the best weights. "pretrain" (VaDE's
     autoencoder phase): exactly `config.pretrain_epochs`, metrics prefixed `pretrain_`, no
-    warm-up, no callback, no early stopping.
+    warm-up, no callback, no early stopping. With `progress`, the epochs are reported as it
+    asks (see `TrainingProgress`).
 
     Raises:
         NonFiniteLossError: a training or validation loss is NaN or infinite.
     """
     pretraining = phase == "pretrain"
     epochs = config.pretrain_epochs if pretraining else config.epochs
-    loss_name = "pretrain_" if pretraining else ""
     early_stopping = not pretraining
     use_amp = config.mixed_precision and train.device.type == "cuda"
     optimizer, scheduler = _optimizer_and_schedule(model, config, epochs)
@@ -248,6 +367,7 @@ def _run_epochs(
     )
     stopping = _EarlyStopping(patience=config.patience)
     warmup = 0 if pretraining else config.kl_warmup_epochs
+    report = _EpochReport(progress, phase, epochs) if progress is not None else None
 
     for epoch in range(epochs):
         kl_weight = _kl_weight(epoch, warmup)
@@ -255,21 +375,11 @@ def _run_epochs(
         sums, seen = _train_one_epoch(model, train, step, epoch, kl_weight)
         elapsed = time.perf_counter() - started
         outcome.seconds += elapsed
-        record = {f"{loss_name}train_{k}": v / max(seen, 1) for k, v in sums.items()}
-        record[f"{loss_name}examples_per_second"] = seen / max(elapsed, 1e-9)
-        record[f"{loss_name}learning_rate"] = optimizer.param_groups[0]["lr"]
-        record[f"{loss_name}kl_weight"] = kl_weight
-
-        monitored = record[f"{loss_name}train_loss"]
-        if validation is not None and len(validation.rows):
-            val = _validation_losses(model, validation, phase, use_amp)
-            record.update({f"{loss_name}val_{k}": v for k, v in val.items()})
-            monitored = val["loss"]
-            if not math.isfinite(monitored):
-                raise NonFiniteLossError(
-                    f"{model.name}: the validation loss became {monitored} at epoch {epoch + 1} "
-                    f"({phase}); check the input features of the validation tracks."
-                )
+        record, monitored = _epoch_record(
+            model, validation, step, epoch, sums, seen, elapsed, kl_weight
+        )
+        if report is not None:  # the epoch's wall time, validation included
+            report.epoch_done(epoch, record, time.perf_counter() - started)
         for name, value in record.items():
             outcome.history.setdefault(name, []).append(float(value))
         if on_epoch is not None and not pretraining:
@@ -287,6 +397,8 @@ def _run_epochs(
         ):
             outcome.stopped_early = True
             break
+    if report is not None:
+        report.finish(outcome, config.patience)
     if stopping.best_state is not None:
         model.load_state_dict(stopping.best_state)
         outcome.best_validation_loss = stopping.best_loss
@@ -302,12 +414,14 @@ def train_model(
     config: TrainConfig,
     *,
     on_epoch: EpochCallback | None = None,
+    progress: TrainingProgress | None = None,
 ) -> TrainingOutcome:
     """Train `model` in place (best weights restored) and return its history.
 
     History keys: `train_loss`, `train_reconstruction`, `train_kl` (+ model-specific terms),
     `val_*` when there is a validation split, `examples_per_second`, `learning_rate`; VaDE's
-    pre-training phase is recorded with the prefix `pretrain_`.
+    pre-training phase is recorded with the prefix `pretrain_`. Silent unless `progress` asks
+    for log lines (and a bar at a terminal).
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite.
@@ -317,10 +431,21 @@ def train_model(
     seen_examples = 0
     if hasattr(model, "initialize_prior") and config.pretrain_epochs > 0:
         model.set_pretraining(True)
-        _run_epochs(model, train, validation, config, phase="pretrain", outcome=outcome)
+        _run_epochs(
+            model, train, validation, config, phase="pretrain", outcome=outcome, progress=progress
+        )
         seen_examples += len(train.rows) * config.pretrain_epochs
         model.initialize_prior(encode_rows(model, train))
-    _run_epochs(model, train, validation, config, phase="train", outcome=outcome, on_epoch=on_epoch)
+    _run_epochs(
+        model,
+        train,
+        validation,
+        config,
+        phase="train",
+        outcome=outcome,
+        on_epoch=on_epoch,
+        progress=progress,
+    )
     seen_examples += len(train.rows) * len(outcome.history.get("train_loss", []))
     outcome.examples_per_second = seen_examples / max(outcome.seconds, 1e-9)
     return outcome

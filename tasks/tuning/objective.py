@@ -394,6 +394,7 @@ class TrialObjective:
             parent_run_id=self.parent_run_id,
             register=False,
             on_epoch=reporter,
+            report_progress=False,  # a trial's epochs are reported to Optuna, not logged
         )
         run_id = reporter.find_run(output.run_id) or output.run_id
         mu = read_latents(output.latents).mu

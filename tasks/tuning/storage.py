@@ -21,13 +21,13 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.engine import make_url
 
 from registry.runs import end_run, run_status
 from registry.tracking import set_tags
 from tasks.core.workspace import Workspace
 from tasks.tuning.errors import StudyMismatchError
 from tasks.tuning.space import SearchSettings
+from tasks.tuning.storage_url import display_url
 
 # Optuna's heartbeat: a running trial writes a timestamp this often (seconds).
 HEARTBEAT_SECONDS = 10
@@ -63,11 +63,6 @@ class StudyTarget(BaseModel):
         return self.workspace.tuning_dir(study_tag(self.name))
 
 
-def default_storage_url(workspace: Workspace) -> str:
-    """`sqlite:///<workdir>/optuna.db` (absolute path)."""
-    return f"sqlite:///{workspace.optuna_db}"
-
-
 def default_study_name(model: str, fingerprint: str, objective: str) -> str:
     """`<model>-<fingerprint>`, with `-<objective>` appended for label-based objectives, so a
     study on nmi never resumes one on silhouette."""
@@ -78,11 +73,6 @@ def default_study_name(model: str, fingerprint: str, objective: str) -> str:
 def study_tag(study_name: str) -> str:
     """A short, path-safe tag of a study name (6 hex digits) for run names and folders."""
     return hashlib.sha256(study_name.encode()).hexdigest()[:6]
-
-
-def display_url(url: str) -> str:
-    """The storage URL with any password hidden (for logs and tags)."""
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def make_storage(url: str, *, stale_after_s: int) -> optuna.storages.RDBStorage:
@@ -138,6 +128,7 @@ def open_study(
         pruner=pruner,
         load_if_exists=True,
     )
+    _name_objective(study, search.metric_name)
     stored = study.user_attrs.get("identity")
     if stored is None:
         study.set_user_attr("identity", identity)
@@ -152,6 +143,18 @@ def open_study(
             "use the same settings to resume it, or another --study-name"
         )
     return study
+
+
+def _name_objective(study: optuna.Study, metric_name: str) -> None:
+    """Name the study's one objective (`validation_silhouette`, ...) where Optuna's plots and
+    optuna-dashboard read it, instead of their "Objective Value". Done on every open, so studies
+    created before the name was set get it too."""
+    if study.metric_names == [metric_name]:
+        return
+    with warnings.catch_warnings():
+        # Experimental since Optuna 3.2 and still so in 5.0; the stored attribute is stable.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([metric_name])
 
 
 def _sampler_seed(storage: optuna.storages.RDBStorage, study_name: str, seed: int) -> int:

@@ -31,13 +31,13 @@ from tasks.tuning.objective import TRIAL_ERRORS, EpochScorer, HeldOutSplit, Tria
 from tasks.tuning.space import SearchSettings
 from tasks.tuning.storage import (
     StudyTarget,
-    default_storage_url,
     default_study_name,
     fail_stale_trials,
     finished_trials,
     make_storage,
     open_study,
 )
+from tasks.tuning.storage_url import default_storage_url
 from tasks.tuning.summary import StudySummary, log_study, summarize
 
 PrunerKind = Literal["median", "hyperband", "none"]

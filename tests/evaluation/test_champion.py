@@ -23,7 +23,8 @@ from tasks.evaluation.champion import (
     should_replace,
     write_champion_package,
 )
-from tasks.evaluation.clustering import fitted_from_json
+from tasks.evaluation.clustering import assign, fitted_from_json
+from tasks.evaluation.clusters import ChampionClustering, fit_champion_clustering
 from tasks.evaluation.report import build_comparison_table, rank
 from tasks.evaluation.representations import (
     Labels,
@@ -60,6 +61,7 @@ def _rows(
             "uses_labels": representation.uses_labels,
             "algorithm": algorithm,
             "seed": seed,
+            "n_clusters": 3,  # a clustering that found structure (ranked)
             "nmi": nmi,
             "silhouette": 0.2,
             "davies_bouldin": 1.0,
@@ -223,6 +225,13 @@ def trained_workspace(tmp_path: Path) -> tuple[Workspace, Labels]:
         TrackLatents(track_ids=track_ids, mu=mu.astype(np.float32), logvar=np.zeros_like(mu)),
         folder / "latents.parquet",
     )
+    pl.DataFrame(
+        {
+            "track_id": track_ids,
+            "status": ["ok"] * len(track_ids),
+            "title": [f"Song {i}" for i in range(len(track_ids))],
+        }
+    ).write_parquet(workspace.tracks_table)
     (workspace.feature_store("features-key") / "feature_config.json").write_text(
         json.dumps({"config": {}, "summary_names": []})
     )
@@ -248,25 +257,50 @@ def test_trained_models_are_found_with_their_card_facts(trained_workspace) -> No
     assert found.standardize is False  # a VAE's latent units are comparable
 
 
-def test_the_champion_package_holds_every_file_prediction_reads(trained_workspace) -> None:
+def test_the_champion_package_ships_the_clustering_of_the_clusters_table(
+    trained_workspace,
+) -> None:
     workspace, labels = trained_workspace
     [representation] = trained_representations(workspace)
-    files = write_champion_package(
-        workspace, representation, algorithm="kmeans", n_clusters=2, labels=labels
+    clustering = fit_champion_clustering.fn(
+        representation, algorithm="gmm", n_clusters=2, labels=labels, workspace=workspace
     )
+    files = write_champion_package(workspace, clustering)
     assert [path.name for path in files] == list(CHAMPION_FILES)
     assert all(path.parent == workspace.champion_dir and path.is_file() for path in files)
     assert ModelCard.read(workspace.champion_dir).run_id == "run-1"
-    fitted_from_json((workspace.champion_dir / CLUSTERING_FILE).read_text())
+    shipped = fitted_from_json((workspace.champion_dir / CLUSTERING_FILE).read_text())
+    assert shipped == clustering.fitted
     reference = pl.read_parquet(workspace.champion_dir / REFERENCE_FILE)
-    assert reference.columns == ["track_id", "cluster", "genre", "language", "mu"]
+    assert reference.columns == [
+        "track_id",
+        "cluster",
+        "genre",
+        "language",
+        "title",
+        "artist",
+        "path",
+        "mu",
+    ]
     assert reference["cluster"].n_unique() == 2
     assert reference["genre"].null_count() == 2
+    assert reference.filter(pl.col("track_id") == "t03")["title"].to_list() == ["Song 3"]
+    # One numbering: predict's reference, the people's table and the shipped state agree.
+    people = clustering.read().select("track_id", "cluster")
+    assert reference.select("track_id", "cluster").sort("track_id").equals(people.sort("track_id"))
+    assigned, _ = assign(shipped, np.asarray(reference["mu"].to_list()))
+    assert assigned.tolist() == reference["cluster"].to_list()
 
 
 def test_only_trained_models_can_be_packaged(trained_workspace) -> None:
-    workspace, labels = trained_workspace
+    workspace, _ = trained_workspace
+    clustering = ChampionClustering(
+        representation=_representation("pca"),
+        algorithm="kmeans",
+        n_clusters=2,
+        fitted_state="{}",
+        table=workspace.clusters_table.with_suffix(".parquet"),
+        csv=workspace.clusters_table,
+    )
     with pytest.raises(ValueError, match="no model folder"):
-        write_champion_package(
-            workspace, _representation("pca"), algorithm="kmeans", n_clusters=2, labels=labels
-        )
+        write_champion_package(workspace, clustering)

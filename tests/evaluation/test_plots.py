@@ -129,25 +129,6 @@ def test_beta_sweep_uses_only_beta_rows(table, tmp_path: Path) -> None:
         plots.beta_sweep_plot(no_sweep, tmp_path / "none.png")
 
 
-def test_training_curves_are_written(tmp_path: Path) -> None:
-    histories = {
-        "conv_vae": {"loss": [100.0, 10.0, 0.5], "kl": [0.1, 2.0, 3.0]},
-        "ae": {"loss": [90.0, 20.0, 5.0]},
-    }
-    assert _is_png(plots.training_curves(histories, tmp_path / "curves.png"))
-    with pytest.raises(ValueError, match="no values"):
-        plots.training_curves({"empty": {"loss": []}}, tmp_path / "none.png")
-
-
-def test_reconstruction_examples_are_written(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    originals = rng.normal(size=(2, 16, 20))
-    path = plots.reconstruction_examples(originals, 0.5 * originals, tmp_path / "rec.png")
-    assert _is_png(path)
-    with pytest.raises(ValueError, match="n_mels, frames"):
-        plots.reconstruction_examples(originals, originals[:1], tmp_path / "bad.png")
-
-
 def test_interactive_scatter_is_a_self_contained_html_file(points, tmp_path: Path) -> None:
     x, y = points
     hover = pl.DataFrame(

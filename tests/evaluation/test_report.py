@@ -223,3 +223,109 @@ def test_nan_metrics_become_null(rows) -> None:
     values = table["nmi"].to_list()
     assert None in values
     assert not any(isinstance(value, float) and math.isnan(value) for value in values)
+
+
+# ----------------------------------------------------------------------------- issue 14
+
+
+def _same_latents_rows() -> list[dict]:
+    """A beta-VAE at beta=1 and the MLP-VAE: the same latents, so the same scores."""
+    twin = _row("beta_vae", "beta=1", "kmeans", 0.60)
+    return [
+        twin,
+        {**twin, "method": "mlp_vae", "features": "audio_only"},
+        _row("pca", "audio_only", "kmeans", 0.50),
+        _row("conv_vae", "log-mel crops", "kmeans", 0.40),
+    ]
+
+
+def test_std_is_shown_only_where_more_than_one_seed_ran(rows, tmp_path: Path) -> None:
+    rows[2] |= {"n_seeds": 1, "nmi_std": 0.0, "silhouette_std": 0.0}
+    markdown = write_reports(build_comparison_table(rows), tmp_path)["markdown"].read_text()
+    pca_line = next(line for line in markdown.splitlines() if "| pca |" in line)
+    assert "±" not in pca_line
+    assert "| 0.300 |" in pca_line  # its NMI, alone
+    beta_line = next(line for line in markdown.splitlines() if "| beta_vae |" in line)
+    assert "0.550 ± 0.012" in beta_line
+    assert "| 0 |" in beta_line  # no noise in any seed: a plain 0, not 0.000 ± 0.000
+    assert "where more than one seed ran" in markdown
+
+    for row in rows:
+        row["n_seeds"] = 1
+    single = write_reports(build_comparison_table(rows), tmp_path / "single")
+    text = single["markdown"].read_text()
+    assert "±" not in text
+    assert "single run" in text
+    assert r"$\pm$" not in single["latex"].read_text().split("\n", 1)[1]
+
+
+def test_identical_rows_share_one_rank_and_are_shown_once(tmp_path: Path) -> None:
+    table = rank(build_comparison_table(_same_latents_rows()))
+
+    twins = table.filter(pl.col("identical_to").is_not_null())
+    assert sorted(twins["method"].to_list()) == ["beta_vae", "mlp_vae"]
+    assert twins["rank"].to_list() == [1, 1]
+    assert table.filter(pl.col("method") == "beta_vae")["identical_to"].to_list() == [
+        "mlp_vae [audio_only]"
+    ]
+    # the twins take one place: the next row is 2nd, not 3rd
+    assert table.filter(pl.col("method") == "pca")["rank"].to_list() == [2]
+
+    paths = write_reports(table, tmp_path)
+    assert pl.read_csv(paths["csv"]).height == 4  # the CSV keeps one row per method
+    markdown = paths["markdown"].read_text()
+    assert "| 1 | beta_vae / mlp_vae | beta=1 / audio_only | kmeans |" in markdown
+    assert markdown.count("mlp_vae") == 1
+    assert "| 2 | pca |" in markdown
+    assert "scored identically on every metric" in markdown
+    latex = paths["latex"].read_text()
+    assert r"1 & beta\_vae / mlp\_vae & beta=1 / audio\_only & kmeans" in latex
+    assert latex.count("mlp") == 1
+    summary = console_summary(table, tmp_path, "sqlite:///mlflow.db")
+    assert "1. beta_vae [beta=1] / mlp_vae [audio_only] + kmeans: nmi 0.600" in summary
+    assert "2. pca [audio_only] + kmeans" in summary
+
+
+def test_rows_that_differ_in_any_score_are_not_merged() -> None:
+    rows = _same_latents_rows()
+    rows[1]["silhouette"] += 1e-4
+    table = rank(build_comparison_table(rows))
+    assert table["identical_to"].null_count() == table.height
+    assert table.filter(pl.col("method") == "pca")["rank"].to_list() == [3]
+    other_algorithm = _same_latents_rows()
+    other_algorithm[1]["algorithm"] = "gmm"
+    assert build_comparison_table(other_algorithm)["identical_to"].null_count() == 4
+
+
+def _one_cluster(method: str, features: str) -> dict:
+    """DBSCAN that put every dense point in one cluster: external scores near zero, internal
+    ones undefined."""
+    row = _row(method, features, "dbscan", 0.017) | {"n_seeds": 1, "n_clusters": 1.0}
+    return row | {name: None for name in ("silhouette", "calinski_harabasz", "davies_bouldin")}
+
+
+def test_one_cluster_is_reported_as_no_structure_and_never_ranked(rows, tmp_path: Path) -> None:
+    rows += [_one_cluster("ae", "default"), _one_cluster("beta_vae", "beta=0.5")]
+    rows[0]["nmi"] = 0.0  # a real clustering that scored worse than the one-cluster rows
+    table = rank(build_comparison_table(rows))
+
+    lonely = table.filter(pl.col("algorithm") == "dbscan")
+    assert lonely["found_structure"].to_list() == [False, False]
+    assert lonely["rank"].to_list() == [None, None]
+    assert lonely["identical_to"].to_list() == [None, None]  # equal by accident, not twins
+    assert table.filter(pl.col("method") == "conv_vae")["rank"].to_list() == [3]
+    assert table.filter(pl.col("method") == "pca")["found_structure"].to_list() == [True]
+
+    paths = write_reports(table, tmp_path)
+    markdown = paths["markdown"].read_text()
+    assert "| dbscan |" not in markdown
+    assert (
+        "**No structure found** (fewer than 2 clusters besides noise, so not ranked): "
+        "ae [default] + dbscan; beta_vae [beta=0.5] + dbscan." in markdown
+    )
+    latex = paths["latex"].read_text()
+    assert r"-- & ae & default & dbscan & 1 & \multicolumn" in latex
+    assert latex.count("no structure found") == 2
+    summary = console_summary(table, tmp_path, "sqlite:///mlflow.db")
+    assert "dbscan" not in summary
+    assert "2 clustering(s) found no structure" in summary

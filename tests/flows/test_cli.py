@@ -58,3 +58,59 @@ def test_user_mistakes_get_one_clear_line(args: list[str], message: str, tmp_pat
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("error: ")
     assert message in last_line
+
+
+@pytest.fixture
+def no_flow_runs(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Flows the command would run (their configs), recorded instead of run."""
+    import flows.cli
+
+    ran: list = []
+    monkeypatch.setattr(flows.cli, "_run", lambda flow, config: ran.append(config))
+    return ran
+
+
+def _songs(tmp_path: Path) -> Path:
+    (tmp_path / "songs").mkdir()
+    (tmp_path / "songs" / "a.wav").write_bytes(b"")  # the command's check looks at names only
+    return tmp_path / "songs"
+
+
+def test_an_unknown_set_key_lists_the_valid_keys_before_ingest(
+    tmp_path: Path, no_flow_runs: list
+) -> None:
+    args = ["train", "beta_vae", str(_songs(tmp_path)), "--set", "bta=4"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    [line] = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith("error: unknown --set key 'bta' for beta_vae, did you mean 'beta'? ")
+    assert (
+        "(model keys: beta, capacity_max, capacity_steps, dropout, hidden_dims, latent_dim; "
+        in line
+    )
+    assert "; trainer keys: batch_size, device, epochs, " in line
+    assert no_flow_runs == []  # nothing ran: no ingest
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("dropout=2", "error: --set dropout: Input should be less than 1"),
+        ("learning_rate=-1", "error: --set train.learning_rate: Input should be greater than 0"),
+    ],
+)
+def test_an_invalid_set_value_is_one_line_before_ingest(
+    tmp_path: Path, no_flow_runs: list, setting: str, message: str
+) -> None:
+    result = runner.invoke(app, ["train", "mlp_vae", str(_songs(tmp_path)), "--set", setting])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1] == message
+    assert no_flow_runs == []
+
+
+def test_set_values_go_to_the_model_and_to_the_trainer(tmp_path: Path, no_flow_runs: list) -> None:
+    args = ["train", "beta_vae", str(_songs(tmp_path)), "--set", "beta=4"]
+    runner.invoke(app, [*args, "--set", "learning_rate=0.0005"])  # fails after: no real run
+    [config] = no_flow_runs
+    assert config.spec.overrides == {"beta": 4}
+    assert config.spec.train.learning_rate == 0.0005

@@ -47,8 +47,20 @@ def test_the_comparison_trains_every_model_of_the_zoo_and_every_fusion(profile: 
 
 
 def _training_runs(client: MlflowClient) -> int:
-    experiment = client.get_experiment_by_name("training")
-    return len(client.search_runs([experiment.experiment_id], max_results=1000))
+    experiment = client.get_experiment_by_name("pipeline")
+    return len(
+        client.search_runs(
+            [experiment.experiment_id], filter_string="tags.stage = 'train'", max_results=1000
+        )
+    )
+
+
+def _registered_versions(client: MlflowClient) -> dict[str, int]:
+    return {
+        model.name: len(client.search_model_versions(f"name = '{model.name}'"))
+        for model in client.search_registered_models()
+        if model.name.startswith(CHAMPION_MODEL)
+    }
 
 
 def test_report_has_every_method_and_algorithm(pipeline_run) -> None:
@@ -87,8 +99,11 @@ def test_label_using_rows_are_never_ranked_with_unsupervised(pipeline_run) -> No
     assert genre_cvae.height > 0
     assert genre_cvae["uses_labels"].to_list() == [True] * genre_cvae.height
     assert genre_cvae["rank"].null_count() == genre_cvae.height
-    unsupervised = table.filter(~pl.col("uses_labels"))
+    # every unsupervised row that found structure is ranked; rows that found none are listed apart
+    unsupervised = table.filter(~pl.col("uses_labels") & pl.col("found_structure"))
     assert unsupervised["rank"].null_count() == 0
+    no_structure = table.filter(~pl.col("found_structure"))
+    assert no_structure["rank"].null_count() == no_structure.height
     assert result.best["features"] != "condition=genre"
 
 
@@ -110,15 +125,52 @@ def test_everything_is_in_mlflow_and_a_champion_is_registered(pipeline_run) -> N
         for child in children
         if child.data.tags["algorithm"] != "dbscan"
     )
+    # settings as params: MLflow's compare view and parallel coordinates plot read params
+    assert all(
+        {"method", "features", "algorithm", "k", "seeds"} <= set(c.data.params) for c in children
+    )
     champion = version_by_alias(CHAMPION_MODEL)
     assert champion is not None
     assert champion.tags["objective"] == result.ranking_metric
+    assert result.ranking_metric in champion.description
 
 
-def test_second_run_trains_nothing(pipeline_run) -> None:
+def test_a_pipeline_run_is_one_tree_with_the_headline_on_its_parent(pipeline_run) -> None:
+    _, result = pipeline_run
+    client = MlflowClient()
+    parent = client.get_run(client.get_run(result.run_id).data.tags["mlflow.parentRunId"])
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.name == "pipeline"
+    # the experiment opens on its runs in MLflow 3's UI and says what it holds
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "nested" in experiment.tags["mlflow.note.content"]
+    nested = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+        max_results=500,
+    )
+    stages = [run.data.tags["stage"] for run in nested]
+    assert sorted(set(stages)) == ["evaluate", "ingest", "lyrics", "train"]
+    assert stages.count("train") == len(model_specs("quick"))
+    # training runs carry the clustering quality of their latents (sortable in the experiment)
+    assert all("kmeans_nmi" in r.data.metrics for r in nested if r.data.tags["stage"] == "train")
+    table = pl.read_csv(result.comparison)
+    assert parent.data.metrics["n_methods"] == table["method"].n_unique()
+    assert parent.data.metrics[f"best_{result.ranking_metric}"] == pytest.approx(
+        result.best[result.ranking_metric]
+    )
+    assert {"best_nmi", "best_silhouette"} <= set(parent.data.metrics)
+    assert parent.data.tags["report"].endswith("comparison.md")
+    report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert "report/comparison.md" in report
+
+
+def test_second_run_trains_nothing_and_registers_nothing(pipeline_run) -> None:
     config, first = pipeline_run
     client = MlflowClient()
     before = _training_runs(client)
+    versions = _registered_versions(client)
     second = pipeline_flow(config)
     assert _training_runs(client) == before
+    assert _registered_versions(client) == versions
     assert pl.read_csv(second.comparison).equals(pl.read_csv(first.comparison))

@@ -16,9 +16,10 @@ from safetensors.torch import load_model, save_model
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 
-from models import MODEL_CLASSES, RepresentationModel, build_model, config_class, default_config
+from models.base import RepresentationModel
 from models.multimodal_vae import FUSIONS, WeightedFusionEncoder
 from models.vade import VaDE
+from models.zoo import MODEL_CLASSES, build_model, config_class, default_config
 
 VECTOR_DIM = 12
 SPECTROGRAM_SHAPE = (16, 24)

@@ -18,11 +18,11 @@ from mlflow import MlflowClient
 
 from tasks.lyrics.embedding import TRANSFORMER_KIND
 from tasks.prediction.champion import PredictionError
-from tasks.prediction.placement import NEAREST_SEPARATOR
+from tasks.prediction.placement import NEAREST_SEPARATOR, SCORE_LEGEND, reference_names
 from tests.lyrics.tiny_xlmr import build_tiny_xlmr
 
 N_GENRES = 8
-REQUIRED_COLUMNS = {"path", "cluster", "score", "nearest_tracks", "reason"}
+REQUIRED_COLUMNS = {"path", "track", "cluster", "score", "nearest_tracks", "reason"}
 
 
 # ------------------------------------------------------------------------------------ the flow
@@ -142,10 +142,15 @@ def test_new_tracks_get_clusters_nearest_tracks_and_quarantine_reasons(champion:
     assert good["score"].is_finite().all()
     assert (good["score"] >= 0).all()
     assert (good["score_kind"] == "distance").all()  # k-means: distance to the centroid
-    for nearest in good["nearest_tracks"].to_list():
-        ids = nearest.split(NEAREST_SEPARATOR)
+    # Tracks are named by artist and title, the new ones and their nearest collection tracks.
+    names = reference_names(champion.reference)
+    assert champion.reference["title"].null_count() == 0  # the demo collection has titles
+    assert all(" - " in name for name in good["track"].to_list())
+    for ids, nearest in zip(good["nearest_track_ids"], good["nearest_tracks"], strict=True):
+        ids = ids.split(NEAREST_SEPARATOR)
         assert len(ids) == 5
         assert set(ids) <= reference_ids
+        assert nearest.split(NEAREST_SEPARATOR) == [names[i] for i in ids]
 
     # The champion was trained with this lyrics encoder: tracks with lyrics used them.
     paired = pl.read_parquet(champion.workdir / "predict" / "lyrics.parquet")
@@ -175,6 +180,8 @@ def test_new_tracks_get_clusters_nearest_tracks_and_quarantine_reasons(champion:
     assert "predictions.csv" in artifacts
     assert "broken.wav" in result.table
     assert "cannot decode" in result.table
+    assert good["track"][0] in result.table
+    assert SCORE_LEGEND["distance"] in result.table  # the score is explained under the table
 
 
 def test_without_the_training_lyrics_encoder_tracks_are_encoded_from_audio(

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from registry.champion import ChampionRecord, current_champion, promote
-from registry.models import log_model_folder, register_model, set_alias
+from registry.models import log_model_folder, register_model, set_alias, version_by_alias
 from registry.tracking import tracked_run
 
 
-def _package(folder: Path) -> list[Path]:
+def _package(folder: Path, weights: str = "{}") -> list[Path]:
     folder.mkdir()
     files = [folder / "model.json", folder / "clustering.json"]
     for path in files:
-        path.write_text("{}")
+        path.write_text(weights)
     return files
 
 
@@ -35,12 +35,43 @@ def test_a_promoted_champion_reads_back_with_its_exact_objective_value(tmp_path:
     with tracked_run("evaluation", "promote again") as run_id:
         second = promote(
             run_id=run_id,
-            files=_package(tmp_path / "again"),
+            files=_package(tmp_path / "again", weights='{"another": "model"}'),
             record=record.model_copy(update={"value": 0.5}),
             name="test-exact-champion",
         )
     assert int(second) == int(version) + 1
     assert current_champion("test-exact-champion").value == 0.5
+
+
+def test_the_same_package_chosen_again_keeps_its_version_with_the_new_record(
+    tmp_path: Path,
+) -> None:
+    # given a champion chosen on NMI
+    name = "test-same-champion"
+    tags = {"method": "mlp_vae", "features": "default", "algorithm": "kmeans"}
+    with tracked_run("evaluation", "first") as run_id:
+        first = promote(
+            run_id=run_id,
+            files=_package(tmp_path / "first"),
+            record=ChampionRecord(objective="nmi", value=0.4, fingerprint="data-1"),
+            tags=tags,
+            name=name,
+        )
+    # when a later evaluation ships the same package, chosen on silhouette
+    chosen_again = ChampionRecord(objective="silhouette", value=0.25, fingerprint="data-1")
+    with tracked_run("evaluation", "again") as run_id:
+        again = promote(
+            run_id=run_id,
+            files=_package(tmp_path / "again"),
+            record=chosen_again,
+            tags=tags,
+            name=name,
+        )
+    # then the registry does not grow, and the version says what it was chosen on now
+    assert again == first
+    assert current_champion(name) == chosen_again
+    version = version_by_alias(name)
+    assert version.description == "mlp_vae [default] + kmeans; silhouette = 0.2500 on data data-1"
 
 
 def test_no_champion_and_a_champion_without_a_record_both_read_as_none(tmp_path: Path) -> None:

@@ -165,10 +165,11 @@ def test_pruned_trials_are_marked_in_optuna_and_mlflow(
     assert final_run.data.tags["stage"] == "tune-final"
     assert final.champion_version is None
     assert final.champion_reason == "left to the evaluation flow"
-    # ... and evaluated with the evaluation flow, which decides the champion with a full package
+    # ... and evaluated with the evaluation flow, which decides the champion with a full package;
+    # its run is nested under the session's, in the session's experiment
     evaluations = mlflow.search_runs(
-        [mlflow.get_experiment_by_name("evaluation").experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'",
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{result.run_id}' and tags.stage = 'evaluate'",
     )
     assert len(evaluations) == 1
     assert version_by_alias("vaemusic") is not None

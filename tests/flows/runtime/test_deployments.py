@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from prefect import Flow
 
 from flows.runtime.deployments import apply_deployments, deployment_names, failure_reason
+from tasks.core.workspace import DEFAULT_WORKDIR, Workspace
+from tasks.demo import generate_demo_dataset
+
+DEMO_DATA = DEFAULT_WORKDIR / "demo-data"
 
 
 def test_prefect_yaml_lists_every_flow_on_the_local_pool(repo_root: Path) -> None:
@@ -31,6 +38,58 @@ def test_prefect_yaml_lists_every_flow_on_the_local_pool(repo_root: Path) -> Non
     schedules = {d["name"]: d.get("schedules") for d in spec["deployments"]}
     assert schedules["nightly"][0]["cron"] == "0 2 * * *"
     assert schedules["weekly"][0]["cron"] == "0 3 * * 0"
+
+
+def deployments(repo_root: Path) -> list[dict[str, Any]]:
+    return yaml.safe_load((repo_root / "prefect.yaml").read_text())["deployments"]
+
+
+def flow_of(entrypoint: str) -> Flow:
+    """The flow object of `path/to/module.py:function`, imported as the package module."""
+    path, name = entrypoint.split(":")
+    return getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
+
+
+def test_the_default_data_is_the_demo_set_that_the_nightly_pipeline_writes(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    # the pipeline writes its demo set where the workspace says, relative to the repo root
+    assert Workspace.open(tmp_path / DEFAULT_WORKDIR).demo_data == tmp_path / DEMO_DATA
+    for deployment in deployments(repo_root):
+        config = deployment["parameters"]["config"]
+        assert config["workdir"] == str(DEFAULT_WORKDIR)
+        if deployment["name"] == "nightly":
+            assert config["data"] is None  # generates the demo set
+            continue
+        # every other deployment reads the demo set, and says so and what to give instead
+        assert config["data"] == str(DEMO_DATA), deployment["name"]
+        assert "nightly" in deployment["description"], deployment["name"]
+        assert str(DEMO_DATA) in deployment["description"], deployment["name"]
+
+
+def test_every_deployment_runs_with_its_default_parameters(
+    repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given the repo root as a worker sees it after the nightly pipeline made the demo set
+    monkeypatch.chdir(tmp_path)
+    generate_demo_dataset(DEMO_DATA, tracks=2, duration_s=0.5)
+    for deployment in deployments(repo_root):
+        flow = flow_of(deployment["entrypoint"])
+        # when Prefect validates the parameters of a run started with the defaults (what a run
+        # from the dashboard or a schedule does before the flow starts), then they are accepted
+        validated = flow.validate_parameters(deployment["parameters"])
+        assert set(validated) == {"config"}, deployment["name"]
+
+
+def test_without_the_demo_set_the_error_names_the_missing_path(
+    repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.exceptions import ParameterTypeError
+
+    monkeypatch.chdir(tmp_path)  # nothing generated yet
+    ingest = next(d for d in deployments(repo_root) if d["name"] == "on-demand")
+    with pytest.raises(ParameterTypeError, match=f"data not found: {DEMO_DATA}"):
+        flow_of(ingest["entrypoint"]).validate_parameters(ingest["parameters"])
 
 
 @pytest.mark.prefect_server

@@ -61,7 +61,12 @@ def test_a_cli_run_without_a_server_starts_its_own_and_stops_it(tmp_path: Path) 
 
 @pytest.mark.prefect_server  # `ingest` launches a temporary server before it parses its arguments
 def test_exit_codes_survive_the_fast_exit(tmp_path: Path) -> None:
-    mistake = _cli(["ingest", str(tmp_path / "missing")], home=tmp_path, cwd=tmp_path)
+    # An option first: the command's own parser reads it (the early check leaves it alone).
+    mistake = _cli(
+        ["ingest", "--workdir", str(tmp_path / "w"), str(tmp_path / "missing")],
+        home=tmp_path,
+        cwd=tmp_path,
+    )
     assert mistake.returncode == 2
     assert mistake.stderr.strip().splitlines()[-1].startswith("error: data: data not found")
     unknown = _cli(["no-such-command"], home=tmp_path, cwd=tmp_path)

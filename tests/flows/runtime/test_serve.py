@@ -1,4 +1,5 @@
-"""`serve`: real Prefect server + worker + deployments + MLflow UI, a triggered run, a clean stop.
+"""`serve`: real Prefect server + worker + deployments + MLflow UI + optuna-dashboard, a triggered
+run, a clean stop.
 
 Both tests start `serve` in a subprocess as a user would. The end-to-end one takes a minute or two
 on a small machine: two servers boot, the deployments import every flow, the worker starts a
@@ -29,10 +30,20 @@ RUN_TIMEOUT_S = 240
 STOP_TIMEOUT_S = 120
 
 
-def serve_command(prefect_port: int, mlflow_port: int, state: Path, *extra: str) -> list[str]:
-    """`serve(...)` run in a fresh interpreter, its return value as the exit code."""
+def serve_command(
+    prefect_port: int, mlflow_port: int, optuna_port: int, state: Path, *extra: str
+) -> list[str]:
+    """`serve(...)` run in a fresh interpreter, its return value as the exit code; the Optuna
+    storage in `state`'s folder, not in the checkout's work dir."""
+    optuna_storage = f"sqlite:///{state.parent / 'optuna.db'}"
     arguments = ", ".join(
-        [f"'127.0.0.1', {prefect_port}, {mlflow_port}", f"Path({str(state)!r})", *extra]
+        [
+            f"'127.0.0.1', {prefect_port}, {mlflow_port}",
+            f"Path({str(state)!r})",
+            f"optuna_port={optuna_port}",
+            f"optuna_storage={optuna_storage!r}",
+            *extra,
+        ]
     )
     code = (
         "import sys; from pathlib import Path; from flows.runtime.serve import serve; "
@@ -45,12 +56,12 @@ def serve_command(prefect_port: int, mlflow_port: int, state: Path, *extra: str)
 def test_a_service_that_fails_to_start_ends_serve_with_its_log_and_nothing_left(
     tmp_path: Path, repo_root: Path
 ) -> None:
-    prefect_port, mlflow_port = free_port(), free_port()
+    prefect_port, mlflow_port, optuna_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     # A setting the Prefect server cannot parse: it exits at once, while the MLflow UI starts.
     env |= {"PYTHONPATH": str(repo_root), "PREFECT_SERVER_API_KEEPALIVE_TIMEOUT": "not-a-number"}
     result = subprocess.run(
-        serve_command(prefect_port, mlflow_port, tmp_path),
+        serve_command(prefect_port, mlflow_port, optuna_port, tmp_path / "state"),
         cwd=repo_root,
         env=env | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"},
         capture_output=True,
@@ -62,7 +73,7 @@ def test_a_service_that_fails_to_start_ends_serve_with_its_log_and_nothing_left(
     assert "the Prefect server exited with code 1 while starting" in result.stderr
     assert "keepalive_timeout" in result.stderr  # the end of its log says why
     assert "stopped." in result.stdout
-    assert not listening_ports({prefect_port, mlflow_port})
+    assert not listening_ports({prefect_port, mlflow_port, optuna_port})
 
 
 # --- end to end ---------------------------------------------------------------------------------
@@ -71,7 +82,7 @@ def test_a_service_that_fails_to_start_ends_serve_with_its_log_and_nothing_left(
 @pytest.fixture
 def served(tmp_path: Path, repo_root: Path) -> Iterator[dict]:
     """`serve()` in a subprocess on free loopback ports; stopped (and checked) by the test."""
-    prefect_port, mlflow_port = free_port(), free_port()
+    prefect_port, mlflow_port, optuna_port = free_port(), free_port(), free_port()
     ready = tmp_path / "ready"
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     state = tmp_path / "state"
@@ -84,7 +95,9 @@ def served(tmp_path: Path, repo_root: Path) -> Iterator[dict]:
     env.pop("PREFECT_API_URL", None)
     output = (tmp_path / "serve.out").open("w")
     process = subprocess.Popen(
-        serve_command(prefect_port, mlflow_port, state, f"ready_file=Path({str(ready)!r})"),
+        serve_command(
+            prefect_port, mlflow_port, optuna_port, state, f"ready_file=Path({str(ready)!r})"
+        ),
         cwd=repo_root,
         env=env,
         stdout=output,
@@ -101,7 +114,8 @@ def served(tmp_path: Path, repo_root: Path) -> Iterator[dict]:
         yield {
             "process": process,
             "api_url": f"http://127.0.0.1:{prefect_port}/api",
-            "ports": (prefect_port, mlflow_port),
+            "ports": (prefect_port, mlflow_port, optuna_port),
+            "optuna_url": f"http://127.0.0.1:{optuna_port}",
             "store": store,
             "out": tmp_path / "serve.out",
             "seen": seen,
@@ -137,6 +151,10 @@ def test_serve_runs_a_triggered_deployment_and_stops_without_orphans(
     ui_settings = httpx.get(served["api_url"].removesuffix("/api") + "/ui-settings", timeout=30)
     assert ui_settings.json()["api_url"] == served["api_url"]
     assert "MLflow UI:         http://127.0.0.1:" in out
+    assert f"Optuna dashboard:  {served['optuna_url']} (sqlite:///" in out
+    assert httpx.get(served["optuna_url"] + "/api/studies", timeout=30).json() == {
+        "study_summaries": []
+    }
 
     with temporary_settings(updates={PREFECT_API_URL: served["api_url"]}):
         # Given the applied deployments (every flow that exists by now must deploy) ...

@@ -6,6 +6,8 @@ import os
 import socket
 from pathlib import Path
 
+import httpx
+import optuna
 import pytest
 
 from flows.runtime.environment import RUNTIME_DEFAULTS
@@ -17,10 +19,12 @@ from flows.runtime.services import (
     is_remote_tracking_uri,
     prefect_api_url,
     service_environment,
+    start_optuna_dashboard,
+    wait_for_optuna_dashboard,
 )
 from flows.runtime.state import ServiceState
-from flows.runtime.supervisor import ServeError
-from tests.flows.runtime.processes import free_port
+from flows.runtime.supervisor import ServeError, Supervisor
+from tests.flows.runtime.processes import free_port, listening_ports
 
 
 @pytest.mark.parametrize(
@@ -134,3 +138,85 @@ def test_a_taken_port_is_refused_with_the_option_to_change() -> None:
         )
         with pytest.raises(ServeError, match=r"the MLflow UI.*--mlflow-port"):
             plan.check_ports()
+
+
+def test_a_taken_optuna_dashboard_port_is_refused_with_the_option_to_change() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        plan = ServicePlan.build(
+            "127.0.0.1",
+            free_port(),
+            free_port(),
+            state=ServiceState(Path("/s")),
+            repo_root=Path("/r"),
+            tracking_uri="sqlite:////x/mlflow.db",
+            optuna_port=taken.getsockname()[1],
+            optuna_storage="sqlite:////x/optuna.db",
+        )
+        with pytest.raises(ServeError, match=r"optuna-dashboard.*--optuna-port"):
+            plan.check_ports()
+
+
+def test_a_relative_optuna_storage_is_read_from_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As `tune --storage sqlite:///optuna.db` reads it, although the dashboard runs in the repo.
+    monkeypatch.chdir(tmp_path)
+    plan = ServicePlan.build(
+        "127.0.0.1",
+        4200,
+        5000,
+        state=ServiceState(Path("/s")),
+        repo_root=Path("/r"),
+        tracking_uri="sqlite:////x/mlflow.db",
+        optuna_storage="sqlite:///optuna.db",
+    )
+    assert plan.optuna_storage == f"sqlite:///{tmp_path.resolve() / 'optuna.db'}"
+    assert plan.optuna_dashboard_url == "http://127.0.0.1:8080"
+
+
+def test_optuna_dashboard_serves_the_studies_of_its_storage_on_loopback(tmp_path: Path) -> None:
+    # given a storage that no study has used yet (a fresh work dir: no file at all)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    plan = ServicePlan.build(
+        "127.0.0.1",
+        free_port(),
+        free_port(),
+        state=ServiceState(tmp_path / "state"),
+        repo_root=tmp_path,
+        tracking_uri="sqlite:////x/mlflow.db",
+        optuna_port=free_port(),
+        optuna_storage=storage,
+    )
+    # when the dashboard is started as `serve` starts it
+    with Supervisor(tmp_path / "logs") as supervisor:
+        dashboard = start_optuna_dashboard(supervisor, plan)
+        wait_for_optuna_dashboard(dashboard, plan, timeout_s=120)
+        studies_url = f"{plan.optuna_dashboard_url}/api/studies"
+        assert httpx.get(studies_url, timeout=30).json() == {"study_summaries": []}
+        # then a study that `tune` starts meanwhile shows up, and it listens on loopback only
+        optuna.create_study(storage=storage, study_name="mlp_vae-f00d", direction="maximize")
+        studies = httpx.get(studies_url, timeout=30).json()
+        assert [s["study_name"] for s in studies["study_summaries"]] == ["mlp_vae-f00d"]
+        assert listening_ports({plan.optuna_port}) == [("127.0.0.1", plan.optuna_port)]
+    assert not listening_ports({plan.optuna_port})
+
+
+def test_an_optuna_storage_that_cannot_be_opened_is_one_clear_error(tmp_path: Path) -> None:
+    plan = ServicePlan.build(
+        "127.0.0.1",
+        4200,
+        5000,
+        state=ServiceState(tmp_path / "state"),
+        repo_root=tmp_path,
+        tracking_uri="sqlite:////x/mlflow.db",
+        optuna_storage="sqlite:////no/such/folder/optuna.db",
+    )
+    with Supervisor(tmp_path / "logs") as supervisor, pytest.raises(ServeError) as raised:
+        start_optuna_dashboard(supervisor, plan)
+    assert str(raised.value).startswith(
+        "cannot open the Optuna storage sqlite:////no/such/folder/optuna.db ("
+    )
+    assert "--optuna-storage" in str(raised.value)
+    assert supervisor.services == []

@@ -1,0 +1,54 @@
+"""Which clusters a representation's figures show: the champion's own, else k-means."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks.evaluation.clustering import cluster
+from tasks.evaluation.clusters import ClusterAssignment
+from tasks.evaluation.figures import KMEANS_SOURCE, figure_clusters
+from tasks.evaluation.representations import Representation
+from tasks.training.trainer import TrackLatents
+
+TRACK_IDS = [f"t{i}" for i in range(9)]
+
+
+@pytest.fixture
+def latents() -> TrackLatents:
+    rng = np.random.default_rng(0)
+    mu = np.repeat(np.eye(3) * 10, 3, axis=0) + rng.normal(scale=0.1, size=(9, 3))
+    return TrackLatents(track_ids=TRACK_IDS, mu=mu, logvar=np.zeros_like(mu))
+
+
+def _representation() -> Representation:
+    return Representation(
+        method="mlp_vae", features="default", latents=Path("/nowhere.parquet"), latents_sha="x"
+    )
+
+
+def test_the_champions_figures_number_clusters_as_its_fitted_clustering(latents) -> None:
+    # Bug: the champion's maps and heatmaps were re-clustered by k-means, so their cluster
+    # numbers differed from the registered model's, clusters.csv's and predict's.
+    fitted = [7, 7, 7, 2, 2, 2, 5, 5, 5]  # e.g. a GMM's own ids, given in another track order
+    given = ClusterAssignment(
+        track_ids=TRACK_IDS[::-1], clusters=fitted[::-1], source="gmm, the champion's clustering"
+    )
+    clusters, source = figure_clusters(_representation(), latents, 3, given)
+    assert clusters.tolist() == fitted
+    assert source == "gmm, the champion's clustering"
+
+
+def test_other_representations_are_drawn_with_kmeans(latents) -> None:
+    clusters, source = figure_clusters(_representation(), latents, 3, None)
+    expected = cluster(latents.mu, algorithm="kmeans", n_clusters=3, seed=0).labels
+    assert clusters.tolist() == expected.tolist()
+    assert source == KMEANS_SOURCE
+
+
+def test_a_given_clustering_of_other_tracks_is_refused(latents) -> None:
+    given = ClusterAssignment(track_ids=["other"], clusters=[0], source="gmm")
+    with pytest.raises(KeyError):
+        figure_clusters(_representation(), latents, 3, given)
