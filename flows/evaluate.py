@@ -1,13 +1,15 @@
 """Evaluation flow, in the order of the stage diagram:
 
     representations (baselines + trained models) -> cluster x algorithms x seeds (mapped)
-    -> comparison table, ranked -> reports -> the champion candidate's clustering, fitted once,
-    for people (clusters.csv, playlists, clusters.md, the listening map) -> figures (the
-    champion's in that clustering's numbering) -> MLflow (one child run per row)
-    -> the best unsupervised model becomes `vaemusic@champion` if it beats today's champion.
+    -> comparison table, ranked -> reports -> the champion candidate's clustering, fitted once
+    -> figures (the candidate's in that clustering's numbering) -> MLflow (one child run per row)
+    -> the best unsupervised model becomes `vaemusic@champion` if it beats today's champion
+    -> the champion's clusters for people (clusters.csv, playlists, clusters.md, the listening
+       map), written after that decision so that they describe the model `predict` uses.
 
 The decisions live in tasks: `tasks.evaluation.champion` chooses the champion and the model
-whose interactive map is drawn; `registry.champion` stores it.
+whose interactive map is drawn, `tasks.evaluation.people_files` which model the people's files
+describe; `registry.champion` stores the champion.
 """
 
 from __future__ import annotations
@@ -37,12 +39,10 @@ from tasks.evaluation.clusters import (
     ChampionClustering,
     clusters_console_lines,
     fit_champion_clustering,
-    write_champion_listening_map,
-    write_clusters_summary,
-    write_playlists,
 )
 from tasks.evaluation.figures import draw_evaluation_figures
 from tasks.evaluation.metrics import RankedMetric
+from tasks.evaluation.people_files import ChampionClusters, write_champion_clusters
 from tasks.evaluation.plots import MAP_METHODS, MapMethod
 from tasks.evaluation.report import build_comparison_table, console_summary, rank, write_reports
 from tasks.evaluation.representations import (
@@ -134,9 +134,7 @@ def evaluate_flow(config: EvaluateConfig) -> EvaluateResult:
     table = rank(build_comparison_table(pool_rows(per_representation)), by=config.ranking_metric)
     reports = write_reports(table, workspace.reports)
     candidate = choose_champion(table, representations, per_representation)
-    clustering, listening_map = _clusters_for_people(
-        candidate, config, n_clusters=n_clusters, labels=labels, workspace=workspace
-    )
+    clustering = _candidate_clustering(candidate, n_clusters, labels=labels, workspace=workspace)
     draw_evaluation_figures(
         table,
         representations,
@@ -161,7 +159,15 @@ def evaluate_flow(config: EvaluateConfig) -> EvaluateResult:
         n_clusters=n_clusters,
     )
 
-    summary = _console_summary(table, workspace, clustering, listening_map)
+    # After the promotion: the people's files describe whichever model is the champion now.
+    people = write_champion_clusters(
+        clustering,
+        promoted=champion_version is not None,
+        fingerprint=ingested.fingerprint,
+        workspace=workspace,
+        map_method=config.maps[0] if config.maps else None,
+    )
+    summary = _console_summary(table, workspace, people)
     logger.info("\n%s", summary)
     publish_evaluation_artifacts(
         workspace=workspace,
@@ -238,47 +244,35 @@ def _best(candidate: ChampionCandidate | None, metric: str) -> dict[str, str | f
     return {**{name: getattr(candidate, name) for name in fields}, metric: candidate.value}
 
 
-def _clusters_for_people(
+def _candidate_clustering(
     candidate: ChampionCandidate | None,
-    config: EvaluateConfig,
-    *,
     n_clusters: int | None,
+    *,
     labels: Labels,
     workspace: Workspace,
-) -> tuple[ChampionClustering | None, Path | None]:
-    """The candidate's clustering, fitted once, with its table, playlists, summary and listening
-    map (drawn with the first of `config.maps`, none without maps); (None, None) without a
-    candidate."""
+) -> ChampionClustering | None:
+    """The candidate's clustering, fitted once (what ships if it is promoted); None without one."""
     if candidate is None:
-        return None, None
-    clustering = fit_champion_clustering(
+        return None
+    return fit_champion_clustering(
         candidate.representation,
         algorithm=candidate.algorithm,
         n_clusters=n_clusters,
         labels=labels,
         workspace=workspace,
     )
-    write_playlists(clustering, workspace)
-    write_clusters_summary(clustering, workspace)
-    listening_map = None
-    if config.maps:
-        listening_map = write_champion_listening_map(clustering, workspace, method=config.maps[0])
-    return clustering, listening_map
 
 
-def _console_summary(
-    table: pl.DataFrame,
-    workspace: Workspace,
-    clustering: ChampionClustering | None,
-    listening_map: Path | None,
-) -> str:
-    """The ranking's console summary, and where the champion's clusters are (when there is a
-    champion)."""
+def _console_summary(table: pl.DataFrame, workspace: Workspace, people: ChampionClusters) -> str:
+    """The ranking's console summary, which model the people's files describe, and where."""
     summary = console_summary(table, workspace.reports, tracking_uri())
-    if clustering is None:
-        return f"{summary}\nno trained model was ranked: no clusters table or playlists"
-    where = clusters_console_lines(workspace, listening_map)
-    return f"{summary}\nchampion's clusters: {clustering.description}\n{where}"
+    if people.clustering is None:
+        return f"{summary}\n{people.origin}"
+    where = clusters_console_lines(workspace, people.listening_map)
+    return (
+        f"{summary}\nchampion's clusters: {people.clustering.description}, from "
+        f"{people.origin}\n{where}"
+    )
 
 
 def _ingest_first(config: EvaluateConfig) -> None:

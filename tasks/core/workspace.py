@@ -186,7 +186,7 @@ class Workspace(BaseModel):
 
     @property
     def downloaded_model(self) -> Path:
-        """The predict work dir's copy of the registered model it uses."""
+        """A downloaded copy of a registered model (predict's, or evaluation's kept champion)."""
         return self.root / "model"
 
     @property

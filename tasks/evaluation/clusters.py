@@ -36,6 +36,7 @@ from tasks.evaluation.clustering import (
     fitted_from_json,
     fitted_to_json,
 )
+from tasks.evaluation.listening_map import REQUIRED_COLUMNS as MAP_COLUMNS
 from tasks.evaluation.listening_map import write_listening_map
 from tasks.evaluation.plots import MapMethod, embedding_2d
 from tasks.evaluation.representations import Labels, Representation, labels_for
@@ -108,7 +109,7 @@ class ChampionClustering(BaseModel):
         return ClusterAssignment(
             track_ids=table["track_id"].to_list(),
             clusters=table["cluster"].to_list(),
-            source=f"{self.algorithm}, the champion's clustering",
+            source=f"{self.algorithm}, the best model's fitted clustering",
         )
 
 
@@ -170,7 +171,7 @@ def typical_flags(distances: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return typical
 
 
-def _track_facts(workspace: Workspace) -> pl.DataFrame:
+def track_facts(workspace: Workspace) -> pl.DataFrame:
     """track_id and `TRACK_COLUMNS` of the track table (an absent column left empty)."""
     tracks = pl.read_parquet(workspace.tracks_table).unique("track_id", keep="first")
     return tracks.select(
@@ -254,7 +255,7 @@ def fit_champion_clustering(
         latents.track_ids,
         (np.asarray(latents.mu, dtype=np.float64) - mean) / scale,
         fitted.labels,
-        tracks=_track_facts(workspace),
+        tracks=track_facts(workspace),
         genre=genre,
         language=language,
     )
@@ -420,15 +421,20 @@ def listening_map_points(
         The table; None when there are too few tracks for a 2-D map (< 4) or none has a file.
     """
     representation = clustering.representation
-    latents = read_latents(representation.latents)
+    # Only track_id and mu: a latents file and a champion package's reference.parquet both have
+    # them, so a registered champion's map is drawn from its own reference latents.
+    latents = pl.read_parquet(representation.latents, columns=["track_id", "mu"])
     try:
         xy = embedding_2d(
-            latents.mu, method=method, seed=0, standardize_input=representation.standardize
+            np.asarray(latents["mu"].to_list(), dtype=np.float32),
+            method=method,
+            seed=0,
+            standardize_input=representation.standardize,
         )
     except ValueError:
         return None
     coordinates = pl.DataFrame(
-        {"track_id": latents.track_ids, "x": xy[:, 0].tolist(), "y": xy[:, 1].tolist()}
+        {"track_id": latents["track_id"].to_list(), "x": xy[:, 0].tolist(), "y": xy[:, 1].tolist()}
     )
     table = clustering.read().filter(pl.col("path").is_not_null())
     if table.height == 0:
@@ -439,18 +445,7 @@ def listening_map_points(
             pl.coalesce("title", file_names).alias("title"), pl.col("path").alias("audio_path")
         )
         .join(coordinates, on="track_id", how="inner", maintain_order="left")
-        .select(
-            "track_id",
-            "title",
-            "artist",
-            "audio_path",
-            "genre",
-            "language",
-            "cluster",
-            "typical",
-            "x",
-            "y",
-        )
+        .select(MAP_COLUMNS)
     )
 
 

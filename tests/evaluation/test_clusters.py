@@ -107,7 +107,7 @@ def test_every_track_gets_a_row_with_its_name_file_labels_and_fitted_cluster(col
     assert table.group_by("cluster").agg(pl.col("genre").n_unique())["genre"].to_list() == [1] * 3
     for _, rows in table.group_by("cluster", maintain_order=True):
         assert rows["distance"].to_list() == sorted(rows["distance"].to_list())
-    assert clustering.assignment().source == "gmm, the champion's clustering"
+    assert clustering.assignment().source == "gmm, the best model's fitted clustering"
 
 
 def test_distances_are_measured_to_the_mean_of_the_cluster() -> None:

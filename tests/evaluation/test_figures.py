@@ -34,11 +34,13 @@ def test_the_champions_figures_number_clusters_as_its_fitted_clustering(latents)
     # numbers differed from the registered model's, clusters.csv's and predict's.
     fitted = [7, 7, 7, 2, 2, 2, 5, 5, 5]  # e.g. a GMM's own ids, given in another track order
     given = ClusterAssignment(
-        track_ids=TRACK_IDS[::-1], clusters=fitted[::-1], source="gmm, the champion's clustering"
+        track_ids=TRACK_IDS[::-1],
+        clusters=fitted[::-1],
+        source="gmm, the best model's fitted clustering",
     )
     clusters, source = figure_clusters(_representation(), latents, 3, given)
     assert clusters.tolist() == fitted
-    assert source == "gmm, the champion's clustering"
+    assert source == "gmm, the best model's fitted clustering"
 
 
 def test_other_representations_are_drawn_with_kmeans(latents) -> None:

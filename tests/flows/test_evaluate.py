@@ -3,17 +3,25 @@ champion's clusters for people (table, playlists, descriptions, listening map)."
 
 from __future__ import annotations
 
+import json
+import uuid
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from flows.evaluate import EvaluateConfig, evaluate_flow
+from models.zoo import build_model
+from registry.champion import CHAMPION_MODEL
+from registry.models import download_model_files
 from tasks.audio.decoding import AudioConfig
 from tasks.audio.features import FeatureConfig
 from tasks.audio.ingest import IngestRecord
 from tasks.core.workspace import Workspace
+from tasks.evaluation.champion import REFERENCE_FILE
 from tasks.evaluation.representations import Representation, file_sha
+from tasks.training.checkpoint import save_trained_model
+from tasks.training.model_card import ModelCard
 from tasks.training.representation import write_latents
 from tasks.training.trainer import TrackLatents
 
@@ -21,7 +29,7 @@ GENRES = ("rock", "jazz", "blues")
 TRACKS_PER_GENRE = 8
 
 
-def _ingested_workspace(root: Path) -> Workspace:
+def _ingested_workspace(root: Path, fingerprint: str = "hand-made") -> Workspace:
     """A work dir as the ingest leaves it (track table and record), without audio."""
     workspace = Workspace.open(root)
     track_ids = [f"{genre}{i}" for genre in GENRES for i in range(TRACKS_PER_GENRE)]
@@ -44,7 +52,7 @@ def _ingested_workspace(root: Path) -> Workspace:
         schema_overrides={"language": pl.String},
     ).write_parquet(workspace.tracks_table)
     IngestRecord(
-        fingerprint="hand-made",
+        fingerprint=fingerprint,
         feature_key="unused",
         features=FeatureConfig(),
         audio=AudioConfig(),
@@ -61,6 +69,26 @@ def _model(workspace: Workspace, method: str, mu: np.ndarray) -> Representation:
     return Representation(
         method=method, features="default", latents=path, latents_sha=file_sha(path)
     )
+
+
+def _trained(workspace: Workspace, method: str, mu: np.ndarray) -> Representation:
+    """A trained model as the training leaves it (card, weights, latents): it can be promoted."""
+    folder = workspace.models_root / f"{method}-seed0"
+    model = build_model(method, input_shape=(8,))
+    card = ModelCard(
+        model=method,
+        config=model.config.model_dump(mode="json"),
+        input_shape=(8,),
+        feature_key="unused",
+        input_kind="vector",
+        method=method,
+        run_id=f"run-{method}",
+        fingerprint=IngestRecord.read(workspace).fingerprint,
+    )
+    save_trained_model(model, card, folder)
+    workspace.feature_manifest("unused").write_text(json.dumps({"config": {}, "summary_names": []}))
+    representation = _model(workspace, method, mu)
+    return representation.model_copy(update={"model_dir": folder, "standardize": False})
 
 
 def test_the_interactive_map_is_drawn_for_the_best_model_not_the_first(
@@ -107,3 +135,38 @@ def test_the_interactive_map_is_drawn_for_the_best_model_not_the_first(
     assert str(workspace.clusters_summary) in result.summary
     assert str(workspace.playlist(0).parent) in result.summary
     assert str(workspace.listening_map) in result.summary
+
+
+def test_a_kept_champion_is_the_model_the_clusters_for_people_describe(
+    prefect_api, tmp_path: Path
+) -> None:
+    # Bug: clusters.csv, the playlists and clusters.md described this evaluation's candidate even
+    # when it lost to the registered champion, which is the model `predict` uses.
+    workspace = _ingested_workspace(tmp_path / "work", fingerprint=f"kept-{uuid.uuid4().hex}")
+    rng = np.random.default_rng(1)
+    n = len(GENRES) * TRACKS_PER_GENRE
+    centres = np.repeat(np.eye(len(GENRES), 4) * 10, TRACKS_PER_GENRE, axis=0)
+    by_genre = _trained(workspace, "mlp_vae", centres + rng.normal(scale=0.1, size=(n, 4)))
+    noise = _trained(workspace, "ae", rng.normal(size=(n, 4)))
+
+    def evaluate(representation: Representation) -> str | None:
+        config = EvaluateConfig(
+            workdir=workspace.root,
+            algorithms=["kmeans"],
+            seeds=1,
+            maps=["tsne"],
+            representations=[representation],
+        )
+        return evaluate_flow(config).champion_version
+
+    champion = evaluate(by_genre)
+    assert champion is not None
+    assert evaluate(noise) is None  # worse on the same objective and data: the champion stays
+
+    registered = download_model_files(f"models:/{CHAMPION_MODEL}/{champion}", tmp_path / "dl")
+    reference = pl.read_parquet(registered / REFERENCE_FILE).select("track_id", "cluster")
+    clusters = pl.read_csv(workspace.clusters_table).select("track_id", "cluster")
+    assert clusters.sort("track_id").equals(reference.sort("track_id"))
+    summary = workspace.clusters_summary.read_text(encoding="utf-8")
+    assert summary.splitlines()[2].startswith("mlp_vae[default], kmeans, 3 clusters;")
+    assert "mlp_vae[default]" in workspace.listening_map.read_text(encoding="utf-8")
