@@ -125,18 +125,13 @@ def serve(
         supervisor = Supervisor(state.log_dir, owns_process=True)
         try:
             supervisor.open()
-            prefect_server = start_prefect_server(supervisor, plan)
-            # Started now so the servers boot at once; the UIs are checked after Prefect's.
-            mlflow_ui = start_mlflow_ui(supervisor, plan) if plan.starts_mlflow_ui else None
-            dashboard = start_optuna_dashboard(supervisor, plan)
-            wait_for_prefect_server(prefect_server, plan, timeout_s=startup_timeout_s)
-            create_work_pool(supervisor, plan)
-            start_worker(supervisor, plan, limit=worker_limit)
-            if deploy:
-                _print_deployments(apply_deployments(supervisor, plan.env, repo_root))
-            if mlflow_ui is not None:
-                wait_for_mlflow_ui(mlflow_ui, plan, timeout_s=startup_timeout_s)
-            wait_for_optuna_dashboard(dashboard, plan, timeout_s=startup_timeout_s)
+            _bring_up(
+                supervisor,
+                plan,
+                deploy=deploy,
+                worker_limit=worker_limit,
+                startup_timeout_s=startup_timeout_s,
+            )
             _print_ready(plan, ready_file)
             write_serve_record(state.prefect_home, plan.api_url)  # CLI runs find this server
             supervisor.watch()
@@ -152,6 +147,30 @@ def serve(
             supervisor.stop()
     print("stopped.", flush=True)
     return code
+
+
+def _bring_up(
+    supervisor: Supervisor,
+    plan: ServicePlan,
+    *,
+    deploy: bool,
+    worker_limit: int,
+    startup_timeout_s: float,
+) -> None:
+    """Prefect server -> work pool -> worker -> deployments, with the MLflow UI and
+    optuna-dashboard booting alongside; returns once every service answers."""
+    prefect_server = start_prefect_server(supervisor, plan)
+    # Started now so the servers boot at once; the UIs are checked after Prefect's.
+    mlflow_ui = start_mlflow_ui(supervisor, plan) if plan.starts_mlflow_ui else None
+    dashboard = start_optuna_dashboard(supervisor, plan)
+    wait_for_prefect_server(prefect_server, plan, timeout_s=startup_timeout_s)
+    create_work_pool(supervisor, plan)
+    start_worker(supervisor, plan, limit=worker_limit)
+    if deploy:
+        _print_deployments(apply_deployments(supervisor, plan.env, plan.repo_root))
+    if mlflow_ui is not None:
+        wait_for_mlflow_ui(mlflow_ui, plan, timeout_s=startup_timeout_s)
+    wait_for_optuna_dashboard(dashboard, plan, timeout_s=startup_timeout_s)
 
 
 def _default_optuna_storage(repo_root: Path) -> str:
