@@ -76,8 +76,9 @@ EXPERIMENT_DESCRIPTIONS = {
     "tuning": "Optuna studies: one session run per study, its trials nested under it.",
     "predict": "Placement of new tracks in the champion's clusters.",
 }
-# The experiment type MLflow 3's UI reads to pick the page an experiment opens on: without it
-# the UI guesses, and may open the GenAI traces page of an experiment that holds only runs.
+# The experiment type MLflow 3's UI may read to pick the page an experiment opens on. The 3.17 UI
+# lets its per-browser GenAI/model-training switch override it, so the links we print carry the
+# switch too (`registry.ui`).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MACHINE_LEARNING_KIND = "custom_model_development"
 DESCRIPTION_TAG = "mlflow.note.content"

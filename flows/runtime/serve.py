@@ -52,6 +52,7 @@ from flows.runtime.supervisor import (
     ignore_stop_signals,
     stop_signals_raise,
 )
+from registry.ui import ui_page
 
 EXIT_STOPPED = 0
 EXIT_SERVICE_FAILED = 1
@@ -193,7 +194,7 @@ def _print_deployments(report: DeployReport) -> None:
 def _print_ready(plan: ServicePlan, ready_file: Path | None) -> None:
     """Tell the user where everything is; write `ready_file` (the three URLs) last."""
     print(f"Prefect dashboard: {plan.dashboard_url}")
-    print(f"MLflow UI:         {plan.mlflow_ui_url}")
+    print(f"MLflow UI:         {ui_page(plan.mlflow_ui_url)}")
     print(f"Optuna dashboard:  {plan.optuna_dashboard_url} ({_display_url(plan.optuna_storage)})")
     print(f"Logs:              {plan.state.log_dir}")
     print("CLI runs use this server while it runs (unless PREFECT_API_URL is set).")

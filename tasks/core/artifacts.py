@@ -25,6 +25,8 @@ from uuid import UUID
 import httpx
 import polars as pl
 
+from registry.tracking import experiment_of_run
+from registry.ui import run_page
 from tasks.core.progress import run_logger_or
 from tasks.core.workspace import Workspace
 
@@ -56,12 +58,16 @@ def mlflow_ui_url(tracking_uri: str) -> str | None:
 
 
 def mlflow_run_link(run_id: str, label: str, tracking_uri: str) -> str:
-    """A markdown link to the run's page in the MLflow UI (its direct `#/runs/<id>` route); the
-    label and the id as code when the UI is unknown."""
+    """A markdown link to the run's page in the MLflow UI, on its model-training pages
+    (`registry.ui`); the label and the id as code when the UI or the run is unknown."""
     ui = mlflow_ui_url(tracking_uri)
     if ui is None:
         return f"{label} (`{run_id}`)"
-    return f"[{label}]({ui}/#/runs/{run_id})"
+    try:
+        experiment = experiment_of_run(run_id)
+    except Exception:  # a run this store does not know: name it, do not fail the flow
+        return f"{label} (`{run_id}`)"
+    return f"[{label}]({run_page(ui, experiment, run_id)})"
 
 
 def file_link(path: Path) -> str:

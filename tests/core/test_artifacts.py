@@ -14,6 +14,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.runtime import flow_run
 
+from registry.tracking import experiment_of_run, tracked_run
+from registry.ui import run_page
 from tasks.core.artifacts import (
     EVALUATION_SUMMARY_KEY,
     PIPELINE_SUMMARY_KEY,
@@ -60,6 +62,13 @@ def read_artifacts(flow_run_id: str) -> dict[str | None, Any]:
     return {(a.key, a.type): a.data for a in found}
 
 
+def real_run(experiment: str) -> tuple[str, str]:
+    """(run id, experiment id) of a finished run in the session's real MLflow store."""
+    with tracked_run(experiment, "artifact-link-test") as run_id:
+        pass
+    return run_id, experiment_of_run(run_id)
+
+
 def table_of(data: Any) -> list[dict[str, Any]]:
     return json.loads(data) if isinstance(data, str) else data
 
@@ -82,6 +91,7 @@ def test_an_evaluation_run_publishes_the_ranking_and_a_summary_with_links(
     prefect_api, evaluated
 ) -> None:
     workspace, reports = evaluated
+    run_id, experiment = real_run("evaluation")
 
     @flow(name="artifacts-evaluation-test")
     def evaluation() -> str:
@@ -89,7 +99,7 @@ def test_an_evaluation_run_publishes_the_ranking_and_a_summary_with_links(
             workspace=workspace,
             comparison=reports["csv"],
             reports=reports,
-            run_id="abc123",
+            run_id=run_id,
             champion_version="7",
             tracking_uri=TRACKING_URI,
         )
@@ -104,7 +114,9 @@ def test_an_evaluation_run_publishes_the_ranking_and_a_summary_with_links(
     assert "- **1.** mlp_vae [default] + kmeans: silhouette 0.52, k=3" in summary
     assert "cvae" not in summary  # label-using rows are not "best unsupervised"
     assert "version **7**" in summary
-    assert f"[Evaluation run]({TRACKING_URI}/#/runs/abc123)" in summary
+    # the run's page, on the UI's model-training pages (not its GenAI overview)
+    assert f"[Evaluation run]({run_page(TRACKING_URI, experiment, run_id)})" in summary
+    assert "workflowType=machine_learning" in summary
     for path in (reports["markdown"], reports["csv"], workspace.clusters_table):
         assert f"]({path.resolve().as_uri()})" in summary
     assert "1 playlists in" in summary
@@ -116,6 +128,8 @@ def test_a_pipeline_run_publishes_its_summary_and_an_unkeyed_ranking(
     prefect_api, evaluated
 ) -> None:
     workspace, reports = evaluated
+    (parent, experiment), (evaluation_run, _) = real_run("pipeline"), real_run("pipeline")
+    trained = {"conv_vae-default": real_run("pipeline")[0], "mlp_vae-default": "not-a-run"}
 
     @flow(name="artifacts-pipeline-test")
     def pipeline() -> str:
@@ -123,9 +137,9 @@ def test_a_pipeline_run_publishes_its_summary_and_an_unkeyed_ranking(
             workspace=workspace,
             comparison=reports["csv"],
             reports=reports,
-            run_id="parent1",
-            evaluation_run_id="eval1",
-            training_runs={"conv_vae-default": "train1", "mlp_vae-default": "train2"},
+            run_id=parent,
+            evaluation_run_id=evaluation_run,
+            training_runs=trained,
             champion_version=None,
             tracking_uri=TRACKING_URI,
         )
@@ -135,9 +149,11 @@ def test_a_pipeline_run_publishes_its_summary_and_an_unkeyed_ranking(
 
     assert len(table_of(artifacts[(None, "table")])) == len(ROWS)
     summary = artifacts[(PIPELINE_SUMMARY_KEY, "markdown")]
-    assert f"[Pipeline run]({TRACKING_URI}/#/runs/parent1)" in summary
-    assert f"[Evaluation run]({TRACKING_URI}/#/runs/eval1)" in summary
-    assert f"[mlp_vae-default]({TRACKING_URI}/#/runs/train2)" in summary
+    assert f"[Pipeline run]({run_page(TRACKING_URI, experiment, parent)})" in summary
+    assert f"[Evaluation run]({run_page(TRACKING_URI, experiment, evaluation_run)})" in summary
+    conv = trained["conv_vae-default"]
+    assert f"[conv_vae-default]({run_page(TRACKING_URI, experiment, conv)})" in summary
+    assert "mlp_vae-default (`not-a-run`)" in summary  # a run the store does not know
     assert "Training runs (2)" in summary
     assert "did not change" in summary
 

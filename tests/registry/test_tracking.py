@@ -60,3 +60,15 @@ def test_a_run_description_is_the_note_the_ui_shows() -> None:
         tracking.set_description(run_id, "**Champion:** mlp_vae")
     tags = tracking.client().get_run(run_id).data.tags
     assert tags["mlflow.note.content"] == "**Champion:** mlp_vae"
+
+
+def test_ui_links_open_the_model_training_pages() -> None:
+    from registry.ui import run_page, ui_page
+
+    assert ui_page("http://127.0.0.1:5000/") == (
+        "http://127.0.0.1:5000/#/?workflowType=machine_learning"
+    )
+    assert run_page("http://h:5000", "3", "abc") == (
+        "http://h:5000/#/experiments/3/runs/abc?workflowType=machine_learning"
+    )
+    assert ui_page("http://h", "/x?y=1").endswith("/#/x?y=1&workflowType=machine_learning")
