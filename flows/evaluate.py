@@ -22,11 +22,11 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.ingest import ingest_unless_ingested
 from registry.champion import CHAMPION_MODEL
 from registry.tracking import tracked_run, tracking_uri
 from tasks.audio.ingest import IngestRecord
 from tasks.core.artifacts import publish_evaluation_artifacts
-from tasks.core.errors import UserInputError
 from tasks.core.workspace import DEFAULT_WORKDIR, WorkdirPath, Workspace
 from tasks.evaluation.champion import (
     ChampionCandidate,
@@ -113,9 +113,8 @@ class EvaluateResult(BaseModel):
 )
 def evaluate_flow(config: EvaluateConfig) -> EvaluateResult:
     logger = get_run_logger()
+    ingest_unless_ingested(config.data, config.workdir)
     workspace = Workspace.open(config.workdir)
-    if not workspace.tracks_table.exists():
-        _ingest_first(config)
     ingested = IngestRecord.read(workspace)
     labels = read_labels(workspace)
     n_clusters = config.n_clusters or labels.default_n_clusters
@@ -273,15 +272,3 @@ def _console_summary(table: pl.DataFrame, workspace: Workspace, people: Champion
         f"{summary}\nchampion's clusters: {people.clustering.description}, from "
         f"{people.origin}\n{where}"
     )
-
-
-def _ingest_first(config: EvaluateConfig) -> None:
-    """Ingest `config.data` into a work dir that was never ingested."""
-    from flows.ingest import IngestConfig, ingest_flow
-
-    if config.data is None:
-        raise UserInputError(
-            f"{config.workdir} holds no ingested collection: give `data` (a folder or a "
-            "manifest) or run the ingest first"
-        )
-    ingest_flow(IngestConfig(data=config.data, workdir=config.workdir))

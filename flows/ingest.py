@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import polars as pl
 from prefect import flow, get_run_logger
@@ -30,6 +31,7 @@ from tasks.audio.ingest import (
     torch_threads_per_worker,
     write_ingest_outputs,
 )
+from tasks.core.errors import UserInputError
 from tasks.core.workspace import DEFAULT_WORKDIR, WorkdirPath, Workspace
 
 
@@ -73,6 +75,25 @@ def ingest_flow(config: IngestConfig) -> IngestResult:
     workers = config.workers or os.cpu_count() or 1
     with torch_threads_per_worker(workers):
         return _ingest(config, workers)
+
+
+def ingest_unless_ingested(data: Path | None, workdir: Path) -> None:
+    """Run the ingest of `data` into `workdir` when the work dir holds no ingested tracks yet, so
+    that a later stage (lyrics, evaluate) also runs on a fresh work dir.
+
+    Raises:
+        UserInputError: the work dir was never ingested and `data` is None.
+    """
+    workspace = Workspace.open(workdir)
+    if workspace.tracks_table.exists():
+        return
+    if data is None:
+        raise UserInputError(
+            f"{workdir} holds no ingested collection: give `data` (a folder or a manifest) "
+            "or run the ingest first"
+        )
+    get_run_logger().info("no ingested tracks in %s: running the ingest first", workspace.root)
+    ingest_flow(IngestConfig(data=data, workdir=workdir))
 
 
 def _ingest(config: IngestConfig, workers: int) -> IngestResult:

@@ -16,6 +16,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
+from flows.ingest import ingest_unless_ingested
 from tasks.audio.discovery import ExistingPath
 from tasks.core.caching import run_with_outputs
 from tasks.core.hashing import file_sha256
@@ -71,12 +72,8 @@ def lyrics_flow(config: LyricsConfig) -> LyricsResult:
     """Pair, analyse and embed the lyrics of the collection `config.data` (module docstring)."""
     logger = get_run_logger()
     started = time.perf_counter()
+    ingest_unless_ingested(config.data, config.workdir)
     workspace = Workspace.open(config.workdir)
-    if not workspace.tracks_table.exists():
-        logger.info("no ingested tracks in %s: running the ingest first", workspace.root)
-        from flows.ingest import IngestConfig, ingest_flow
-
-        ingest_flow(IngestConfig(data=config.data, workdir=config.workdir))
 
     data = Path(config.data).expanduser().resolve()
     sources = discover_lyrics_sources(data, config.lyrics, workspace.tracks_table)

@@ -24,8 +24,6 @@ from registry.tracking import client
 CHAMPION = "champion"
 # The version tag holding `content_digest` of the version's files.
 DIGEST_TAG = "content_digest"
-# Versions read when looking for a digest: far more than a model gets in practice.
-SEARCH_MODEL_VERSION_LIMIT = 10_000
 
 
 def log_model_folder(run_id: str, files: list[Path], *, name: str = "model") -> str:
@@ -116,10 +114,11 @@ def register_model(
 
 def version_with_digest(registered_name: str, digest: str) -> str | None:
     """The oldest version of `registered_name` whose content digest is `digest`; None if none."""
+    # Filtered by the store: only the versions holding that content come back.
     versions = client().search_model_versions(
-        f"name = '{registered_name}'", max_results=SEARCH_MODEL_VERSION_LIMIT
+        f"name = '{registered_name}' AND tags.{DIGEST_TAG} = '{digest}'"
     )
-    same = [int(v.version) for v in versions if (v.tags or {}).get(DIGEST_TAG) == digest]
+    same = [int(v.version) for v in versions]
     return str(min(same)) if same else None
 
 

@@ -19,7 +19,7 @@ import difflib
 from collections.abc import Iterable
 from pathlib import Path
 
-from flows.runtime.prefect_api import FLOW_COMMANDS
+from flows.runtime.prefect_api import FLOW_COMMANDS, HELP_FLAGS
 from models.names import MODEL_NAMES
 
 COMMANDS = FLOW_COMMANDS | {"demo-data", "serve"}
@@ -37,7 +37,6 @@ POSITIONALS: dict[str, tuple[str, ...]] = {
 }
 # `evaluate` reads DATA only when its work dir was never ingested: a stale path is no mistake there.
 NOT_CHECKED = frozenset({("evaluate", "data")})
-HELP_FLAGS = frozenset({"--help", "-h"})
 
 
 def mistake_in(argv: list[str]) -> str | None:

@@ -31,6 +31,7 @@ from flows.runtime.state import REPO_ROOT, ServiceState
 SERVE_RECORD = "serve.json"
 # Commands that run flows; the others (demo-data, serve, --help) never need an API.
 FLOW_COMMANDS = frozenset({"ingest", "lyrics", "train", "evaluate", "tune", "run", "predict"})
+HELP_FLAGS = frozenset({"--help", "-h"})
 _PORT_IN_USE_EXIT_CODE = 3  # uvicorn's exit code when its port was taken meanwhile
 
 
@@ -206,7 +207,7 @@ def prepare(argv: list[str]) -> None:
     """Called first thing by the command line: launch a temporary server if one will be needed."""
     global _early_server
     command = argv[0] if argv else ""
-    if command not in FLOW_COMMANDS or {"--help", "-h"} & set(argv):
+    if command not in FLOW_COMMANDS or HELP_FLAGS & set(argv):
         return
     if _user_may_have_configured_an_api() or running_serve_api() is not None:
         return

@@ -40,9 +40,7 @@ from flows.runtime.services import (
     start_optuna_dashboard,
     start_prefect_server,
     start_worker,
-    wait_for_mlflow_ui,
-    wait_for_optuna_dashboard,
-    wait_for_prefect_server,
+    wait_until_up,
 )
 from flows.runtime.state import REPO_ROOT, ServiceState
 from flows.runtime.supervisor import (
@@ -164,14 +162,14 @@ def _bring_up(
     # Started now so the servers boot at once; the UIs are checked after Prefect's.
     mlflow_ui = start_mlflow_ui(supervisor, plan) if plan.starts_mlflow_ui else None
     dashboard = start_optuna_dashboard(supervisor, plan)
-    wait_for_prefect_server(prefect_server, plan, timeout_s=startup_timeout_s)
+    wait_until_up(prefect_server, plan, timeout_s=startup_timeout_s)
     create_work_pool(supervisor, plan)
     start_worker(supervisor, plan, limit=worker_limit)
     if deploy:
         _print_deployments(apply_deployments(supervisor, plan.env, plan.repo_root))
-    if mlflow_ui is not None:
-        wait_for_mlflow_ui(mlflow_ui, plan, timeout_s=startup_timeout_s)
-    wait_for_optuna_dashboard(dashboard, plan, timeout_s=startup_timeout_s)
+    for ui in (mlflow_ui, dashboard):
+        if ui is not None:
+            wait_until_up(ui, plan, timeout_s=startup_timeout_s)
 
 
 def _default_optuna_storage(repo_root: Path) -> str:

@@ -336,37 +336,19 @@ def start_optuna_dashboard(supervisor: Supervisor, plan: ServicePlan) -> Service
     return supervisor.start("optuna-dashboard", command, env=plan.env, cwd=plan.repo_root)
 
 
-def wait_for_prefect_server(server: Service, plan: ServicePlan, *, timeout_s: float) -> None:
-    """Block until the server's API answers its health check (see `wait_until_healthy`)."""
-    wait_until_healthy(
-        f"{plan.api_url}/health",
-        process=server.process,
-        name="the Prefect server",
-        log=server.log,
-        timeout_s=timeout_s,
-    )
+def wait_until_up(server: Service, plan: ServicePlan, *, timeout_s: float) -> None:
+    """Block until `server`, one of the three servers `serve` starts from `plan`, answers its
+    health check (see `wait_until_healthy`).
 
-
-def wait_for_mlflow_ui(ui: Service, plan: ServicePlan, *, timeout_s: float) -> None:
-    """Block until the MLflow UI answers its health check (see `wait_until_healthy`)."""
-    wait_until_healthy(
-        f"{plan.mlflow_ui_url}/health",
-        process=ui.process,
-        name="the MLflow UI",
-        log=ui.log,
-        timeout_s=timeout_s,
-    )
-
-
-def wait_for_optuna_dashboard(dashboard: Service, plan: ServicePlan, *, timeout_s: float) -> None:
-    """Block until optuna-dashboard answers its API (see `wait_until_healthy`)."""
-    wait_until_healthy(
-        f"{plan.optuna_dashboard_url}/api/meta",
-        process=dashboard.process,
-        name="optuna-dashboard",
-        log=dashboard.log,
-        timeout_s=timeout_s,
-    )
+    Raises:
+        KeyError: `server` is none of the three (a programming error).
+    """
+    what, url = {
+        "prefect-server": ("the Prefect server", f"{plan.api_url}/health"),
+        "mlflow-ui": ("the MLflow UI", f"{plan.mlflow_ui_url}/health"),
+        "optuna-dashboard": ("optuna-dashboard", f"{plan.optuna_dashboard_url}/api/meta"),
+    }[server.name]
+    wait_until_healthy(url, process=server.process, name=what, log=server.log, timeout_s=timeout_s)
 
 
 def create_work_pool(supervisor: Supervisor, plan: ServicePlan) -> None:

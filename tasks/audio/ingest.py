@@ -14,7 +14,6 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from logging import Logger, LoggerAdapter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +29,7 @@ from tasks.audio.decoding import AudioConfig, AudioRejected, decode_audio
 from tasks.audio.features import FeatureConfig, TrackFeatures, extractor_for, summary_feature_names
 from tasks.core.caching import cached_on
 from tasks.core.hashing import file_sha256
+from tasks.core.progress import CountProgress, Logger
 from tasks.core.workspace import Workspace
 
 TRACK_SCHEMA = {
@@ -47,8 +47,6 @@ TRACK_SCHEMA = {
     "status": pl.String,
     "reason": pl.String,
 }
-
-RunLogger = Logger | LoggerAdapter
 
 
 class FileCheck(BaseModel):
@@ -235,22 +233,20 @@ class ProcessedCollection:
 
 
 def gather_batches(
-    futures: list[PrefectFuture], hashes: list[list[str]], logger: RunLogger
+    futures: list[PrefectFuture], hashes: list[list[str]], logger: Logger
 ) -> ProcessedCollection:
-    """Wait for the `process_audio` runs (one per batch of `hashes`), logging progress as
-    batches finish.
+    """Wait for the `process_audio` runs (one per batch of `hashes`), logging about ten
+    "validated and featurized: done/total files" lines as batches finish.
 
     Raises:
         Exception: whatever a batch raised after its retries.
     """
     total = sum(len(batch) for batch in hashes)
+    progress = CountProgress(logger, total, verb="validated and featurized:", noun="files")
     results: list[list[ProcessedFile]] = []
-    step = max(1, len(futures) // 10)
-    for i, future in enumerate(futures, start=1):
+    for future in futures:
         results.append(future.result())
-        if i % step == 0 or i == len(futures):
-            done = sum(len(batch) for batch in results)
-            logger.info("validated and featurized: %d/%d files", done, total)
+        progress.advance(len(results[-1]))
     fresh = [
         batch
         for future, batch in zip(futures, results, strict=True)

@@ -66,5 +66,4 @@ class CountProgress:
         self.done += count
         if self.done >= self._next or self.done >= self.total:
             self.logger.info("%s %d/%d %s", self.verb, self.done, self.total, self.noun)
-            while self._next <= self.done:
-                self._next += self._step
+            self._next = (self.done // self._step + 1) * self._step

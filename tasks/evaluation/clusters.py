@@ -89,7 +89,6 @@ class ChampionClustering(BaseModel):
     n_clusters: int
     fitted_state: str
     table: Path
-    csv: Path
 
     @property
     def fitted(self) -> dict[str, Any]:
@@ -231,8 +230,10 @@ def fit_champion_clustering(
     labels: Labels,
     workspace: Workspace,
 ) -> ChampionClustering:
-    """Fit the champion's clustering once and write its people's table as
-    `workspace.clusters_table` (CSV) and the same rows as Parquet beside it.
+    """Fit the champion's clustering once and write its people's table as clusters.parquet
+    (beside `workspace.clusters_table`), which its figures and the champion package read.
+    clusters.csv is written only once the champion is decided
+    (`tasks.evaluation.people_files.write_champion_clusters`): this candidate may lose.
 
     The clustering is fitted on the whole collection with seed 0 and the representation's
     standardisation, so that new tracks are assigned in the space the evaluation measured.
@@ -259,16 +260,14 @@ def fit_champion_clustering(
         genre=genre,
         language=language,
     )
-    csv = workspace.clusters_table
-    table.write_csv(csv)
-    table.write_parquet(csv.with_suffix(".parquet"))
+    path = workspace.clusters_table.with_suffix(".parquet")
+    table.write_parquet(path)
     return ChampionClustering(
         representation=representation,
         algorithm=algorithm,
         n_clusters=fitted.n_clusters,
         fitted_state=fitted_to_json(fitted.fitted),
-        table=csv.with_suffix(".parquet"),
-        csv=csv,
+        table=path,
     )
 
 

@@ -98,7 +98,8 @@ def clustering_from_package(package: ChampionPackage, workspace: Workspace) -> C
     """The registered champion's clustering of the collection, from its package: the clusters of
     `reference.parquet` (those `predict` compares new tracks with; a track without one is
     assigned with the fitted state), distances in the space the clustering was fitted in
-    (`clustering.json`'s standardiser), written as `workspace.clusters_table` and its Parquet.
+    (`clustering.json`'s standardiser), written as clusters.parquet beside
+    `workspace.clusters_table` (the CSV is `write_champion_clusters`'s).
 
     The track facts (title, artist, path, duration) come from this work dir's track table, so the
     playlists point at this collection's files.
@@ -121,9 +122,8 @@ def clustering_from_package(package: ChampionPackage, workspace: Workspace) -> C
         genre=reference["genre"].to_list(),
         language=reference["language"].to_list(),
     )
-    csv = workspace.clusters_table
-    table.write_csv(csv)
-    table.write_parquet(csv.with_suffix(".parquet"))
+    path = workspace.clusters_table.with_suffix(".parquet")
+    table.write_parquet(path)
     card = package.card
     return ChampionClustering(
         # reference.parquet holds track_id and mu, all the listening map reads of latents.
@@ -138,8 +138,7 @@ def clustering_from_package(package: ChampionPackage, workspace: Workspace) -> C
         algorithm=package.algorithm,
         n_clusters=len(np.unique(labels[labels != NOISE_LABEL])),
         fitted_state=(package.folder / CLUSTERING_FILE).read_text(),
-        table=csv.with_suffix(".parquet"),
-        csv=csv,
+        table=path,
     )
 
 
@@ -193,6 +192,9 @@ def write_champion_clusters(
             f", now {CHAMPION_MODEL}@{CHAMPION}" if promoted else " (not registered)"
         )
     get_run_logger().info("clusters for people: %s", origin)
+    # clusters.csv is written here only, once the champion is decided: the candidate's
+    # clusters.parquet (its figures and package read it) may since describe a losing model.
+    clustering.read().write_csv(workspace.clusters_table)
     write_playlists(clustering, workspace)
     write_clusters_summary(clustering, workspace)
     listening_map = None

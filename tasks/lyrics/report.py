@@ -4,7 +4,6 @@ figure), the MLflow record (experiment "lyrics") and the closing summary line.""
 from __future__ import annotations
 
 import json
-from logging import Logger, LoggerAdapter
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +19,7 @@ from registry.tracking import (
     set_tags,
     tracked_run,
 )
+from tasks.core.progress import Logger
 from tasks.core.workspace import Workspace
 from tasks.lyrics.embedding import EmbeddedLyrics, EncoderSettings, ResolvedEncoder
 from tasks.lyrics.pairing import PairingSettings
@@ -27,10 +27,9 @@ from tasks.lyrics.sources import LyricsSources, collection_root
 from tasks.lyrics.table import LyricsTableSummary
 
 EXPERIMENT = "lyrics"
-RunLogger = Logger | LoggerAdapter
 
 
-def announce_sources(sources: LyricsSources, data: Path, logger: RunLogger) -> None:
+def announce_sources(sources: LyricsSources, data: Path, logger: Logger) -> None:
     """Say where lyrics were found, or warn (once) where they were looked for in vain."""
     if sources.empty:
         logger.warning(

@@ -138,15 +138,14 @@ def reference_names(reference: pl.DataFrame) -> dict[str, str]:
 
 
 def _assignments(
-    latents_path: Path, package: ChampionPackage, n_nearest: int
+    latents_path: Path, package: ChampionPackage, reference: pl.DataFrame, n_nearest: int
 ) -> dict[str, tuple[int, float, list[str]]]:
-    """track_id -> (cluster, score, nearest reference ids) for the encoded tracks."""
+    """track_id -> (cluster, score, nearest ids of `reference`) for the encoded tracks."""
     latents_table = pl.read_parquet(latents_path)
     if latents_table.height == 0:
         return {}
     mu = np.asarray(latents_table["mu"].to_list(), dtype=np.float64)
     labels, scores = assign(package.clustering, mu)
-    reference = pl.read_parquet(package.reference)
     nearest = nearest_reference_tracks(
         mu,
         np.asarray(reference["mu"].to_list(), dtype=np.float64),
@@ -182,8 +181,11 @@ def predictions_table(
     """
     used_lyrics = used_lyrics or {}
     score_kind = package.clustering.get("score_kind", "distance")
-    assigned = _assignments(latents_path, package, n_nearest) if latents_path else {}
-    names = reference_names(pl.read_parquet(package.reference)) if assigned else {}
+    assigned, names = {}, {}
+    if latents_path is not None:
+        reference = pl.read_parquet(package.reference)  # once: neighbours and their names
+        assigned = _assignments(latents_path, package, reference, n_nearest)
+        names = reference_names(reference)
     rows = []
     for row in tracks.iter_rows(named=True):
         result = assigned.get(row["track_id"])

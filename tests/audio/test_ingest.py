@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -12,7 +14,7 @@ import soundfile as sf
 from flows.ingest import IngestConfig, ingest_flow
 from tasks.audio.decoding import AudioConfig
 from tasks.audio.features import FeatureConfig, TrackFeatures
-from tasks.audio.ingest import IngestRecord, _process_one, batches
+from tasks.audio.ingest import IngestRecord, ProcessedFile, _process_one, batches, gather_batches
 from tasks.core.workspace import Workspace
 
 SR = 22050
@@ -202,3 +204,25 @@ def test_batches_spread_files_over_workers_and_cap_their_size(
     chunks = batches(list(range(n_files)), workers)
     assert [len(chunk) for chunk in chunks] == sizes
     assert [item for chunk in chunks for item in chunk] == list(range(n_files))
+
+
+def test_gathering_batches_counts_files_and_what_this_run_did(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def batch(size: int, state: str, start: int) -> tuple[SimpleNamespace, list[str]]:
+        files = [ProcessedFile(status="ok", decoded=True, featurized=True)] * size
+        future = SimpleNamespace(result=lambda: files, state=SimpleNamespace(name=state))
+        return future, [f"h{start + i}" for i in range(size)]
+
+    # 3 fresh batches of 4 files and one batch of 8 served from Prefect's cache
+    runs = [batch(4, "Completed", 0), batch(4, "Completed", 4), batch(8, "Cached", 8)]
+    runs.append(batch(4, "Completed", 16))
+    logger = logging.getLogger("tests.ingest.gather")
+    caplog.set_level(logging.INFO, logger=logger.name)
+    collection = gather_batches([f for f, _ in runs], [h for _, h in runs], logger)
+    assert len(collection.by_content) == 20
+    assert (collection.validated_now, collection.featurized_now) == (12, 12)
+    lines = [r.getMessage() for r in caplog.records if r.name == logger.name]
+    assert lines[0] == "validated and featurized: 4/20 files"
+    assert lines[-1] == "validated and featurized: 20/20 files"
+    assert len(lines) == 4  # one per batch here: each crosses a tenth of the files

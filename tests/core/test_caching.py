@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from prefect import flow, task
-from prefect.cache_policies import INPUTS
+from prefect.cache_policies import INPUTS, Inputs
 
 from tasks.audio.decoding import AudioConfig
 from tasks.audio.features import FeatureConfig
 from tasks.core import hashing
-from tasks.core.caching import cached_on, run_with_outputs
+from tasks.core.caching import CodeSource, cached_on, run_with_outputs
 from tasks.core.hashing import code_digest
 
 
@@ -68,11 +68,36 @@ def test_a_cache_policy_naming_a_missing_module_fails_when_it_is_built(name: str
         cached_on(name)
 
 
-def test_cached_on_accepts_modules_and_excluded_parameters() -> None:
+def test_cached_on_keys_on_the_named_code_and_the_inputs_but_not_the_excluded_ones(
+    fake_sources,
+) -> None:
     import tasks.audio.features as features
 
     policy = cached_on("tasks.audio.decoding", features, exclude=("workers",))
-    assert policy is not None
+    code = next(p for p in policy.policies if isinstance(p, CodeSource))
+    inputs = next(p for p in policy.policies if isinstance(p, Inputs))
+
+    def input_key(paths: list[str], workers: int) -> str | None:
+        return inputs.compute_key(None, {"paths": paths, "workers": workers}, {})
+
+    before = code.compute_key(None, {}, {})
+    fake_sources["tasks.audio.features"] = 1  # a module given as an object counts too
+    assert code.compute_key(None, {}, {}) != before
+    assert input_key(["a.wav"], 1) == input_key(["a.wav"], 8)
+    assert input_key(["a.wav"], 1) != input_key(["b.wav"], 1)
+
+
+def test_the_code_digest_reads_the_sources_once_per_process(
+    scratch_package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Store keys are computed per file during ingest: reading the sources each time would make
+    # every key a disk read of whole packages.
+    reads: list[Path] = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or read_bytes(self))
+    first = _fresh_digest("scratch_code")
+    assert [code_digest("scratch_code") for _ in range(3)] == [first] * 3
+    assert len(reads) == 2  # __init__.py and steps.py, once
 
 
 @pytest.fixture

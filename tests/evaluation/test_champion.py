@@ -300,7 +300,6 @@ def test_only_trained_models_can_be_packaged(trained_workspace) -> None:
         n_clusters=2,
         fitted_state="{}",
         table=workspace.clusters_table.with_suffix(".parquet"),
-        csv=workspace.clusters_table,
     )
     with pytest.raises(ValueError, match="no model folder"):
         write_champion_package(workspace, clustering)

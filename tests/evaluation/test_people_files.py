@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
+from prefect.logging import disable_run_logger
 
 from registry.champion import ChampionRecord
 from tasks.core.workspace import Workspace
+from tasks.evaluation import people_files
+from tasks.evaluation.clusters import CLUSTER_TABLE_SCHEMA, write_clusters_summary, write_playlists
 from tasks.evaluation.people_files import champion_clusters_source, remove_people_files
+from tests.evaluation.test_clusters import _fit, collection  # noqa: F401 (a fixture)
 
 THIS_DATA = "fingerprint-now"
 
@@ -63,3 +68,27 @@ def test_stale_people_files_are_removed_and_other_reports_kept(tmp_path: Path) -
 
     assert not any(path.exists() for path in stale)
     assert comparison.read_text() == "kept"
+
+
+def test_the_candidates_clusters_csv_is_written_once_it_is_the_champion(
+    collection,  # noqa: F811 (the fixture)
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    workspace, _, _ = collection
+    candidate = _fit(collection)
+    assert not workspace.clusters_table.exists()  # not before the decision
+    monkeypatch.setattr(people_files, "version_by_alias", lambda *_: None)  # none registered
+    # The nested tasks run as plain functions: no Prefect server for a unit test.
+    monkeypatch.setattr(people_files, "write_playlists", write_playlists.fn)
+    monkeypatch.setattr(people_files, "write_clusters_summary", write_clusters_summary.fn)
+
+    with disable_run_logger():
+        people = people_files.write_champion_clusters.fn(
+            candidate, promoted=True, fingerprint="f", workspace=workspace, map_method=None
+        )
+
+    assert people.clustering == candidate
+    table = pl.read_csv(workspace.clusters_table, schema_overrides=CLUSTER_TABLE_SCHEMA)
+    assert table.equals(candidate.read())
+    assert workspace.clusters_summary.is_file()
+    assert workspace.playlist(0).is_file()

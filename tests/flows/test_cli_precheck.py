@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from flows.cli import app
-from flows.runtime.precheck import COMMANDS, MODEL_NAMES, POSITIONALS, mistake_in
+from flows.runtime.precheck import COMMANDS, POSITIONALS, mistake_in
 from models.zoo import MODEL_NAMES as ZOO_MODEL_NAMES
 from tests.commands import run_flows
 
@@ -83,16 +83,12 @@ def test_what_it_cannot_judge_or_is_right_is_left_to_the_command(
     assert mistake_in([a.format(data=tmp_path) for a in argv]) is None
 
 
-# --- the copies this light module keeps stay equal to what they copy ----------------------------
+# --- the command table this light module keeps stays equal to the command line's ----------------
 
 
 def _commands() -> dict:
     """The commands of `flows.cli` as typer builds them (with the click it vendors)."""
     return typer.main.get_command(app).commands  # type: ignore[attr-defined]
-
-
-def test_model_names_are_the_zoos() -> None:
-    assert MODEL_NAMES == ZOO_MODEL_NAMES
 
 
 def test_commands_and_their_positional_arguments_are_the_command_lines() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pytest
 
 from flows.evaluate import EvaluateConfig, evaluate_flow
 from models.zoo import build_model
@@ -17,6 +18,7 @@ from registry.models import download_model_files
 from tasks.audio.decoding import AudioConfig
 from tasks.audio.features import FeatureConfig
 from tasks.audio.ingest import IngestRecord
+from tasks.core.errors import UserInputError
 from tasks.core.workspace import Workspace
 from tasks.evaluation.champion import REFERENCE_FILE
 from tasks.evaluation.representations import Representation, file_sha
@@ -170,3 +172,10 @@ def test_a_kept_champion_is_the_model_the_clusters_for_people_describe(
     summary = workspace.clusters_summary.read_text(encoding="utf-8")
     assert summary.splitlines()[2].startswith("mlp_vae[default], kmeans, 3 clusters;")
     assert "mlp_vae[default]" in workspace.listening_map.read_text(encoding="utf-8")
+
+
+def test_a_work_dir_never_ingested_without_data_is_one_line_naming_the_fix(
+    prefect_api, tmp_path: Path
+) -> None:
+    with pytest.raises(UserInputError, match="holds no ingested collection: give `data`"):
+        evaluate_flow(EvaluateConfig(workdir=tmp_path / "fresh"))

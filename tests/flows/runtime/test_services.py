@@ -20,7 +20,7 @@ from flows.runtime.services import (
     prefect_api_url,
     service_environment,
     start_optuna_dashboard,
-    wait_for_optuna_dashboard,
+    wait_until_up,
 )
 from flows.runtime.state import ServiceState
 from flows.runtime.supervisor import ServeError, Supervisor
@@ -192,7 +192,7 @@ def test_optuna_dashboard_serves_the_studies_of_its_storage_on_loopback(tmp_path
     # when the dashboard is started as `serve` starts it
     with Supervisor(tmp_path / "logs") as supervisor:
         dashboard = start_optuna_dashboard(supervisor, plan)
-        wait_for_optuna_dashboard(dashboard, plan, timeout_s=120)
+        wait_until_up(dashboard, plan, timeout_s=120)
         studies_url = f"{plan.optuna_dashboard_url}/api/studies"
         assert httpx.get(studies_url, timeout=30).json() == {"study_summaries": []}
         # then a study that `tune` starts meanwhile shows up, and it listens on loopback only
