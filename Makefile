@@ -34,6 +34,16 @@ $(STAMP): requirements.txt requirements-pretrained.txt pyproject.toml
 install: $(STAMP)
 	@mkdir -p "$(PREFECT_HOME)"  # Prefect creates only the last folder of its home
 
+# musicnn's pretrained weights, converted from its hash-pinned wheel (tasks/audio/musicnn_weights.py);
+# the step is idempotent and writes the manifest last, so a partial install is redone.
+MUSICNN_WEIGHTS := $(or $(VAEMUSIC_WEIGHTS_DIR),.state/weights/musicnn)
+MUSICNN_FILES := $(addprefix $(MUSICNN_WEIGHTS)/,MSD_musicnn.safetensors MTT_musicnn.safetensors musicnn.json)
+$(MUSICNN_FILES) &: requirements-musicnn.txt | $(STAMP)
+	$(BIN)/python -m tasks.audio.musicnn_weights
+	touch $(MUSICNN_FILES)
+
+install: $(MUSICNN_FILES)
+
 run: install
 	$(BIN)/python -m flows run $(DATA) --workdir $(WORKDIR) --profile $(PROFILE)
 
@@ -47,6 +57,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/features.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/pipeline.py --sizes 120
 
 serve: install
 	$(BIN)/python -m flows serve $(if $(HOST),--host $(HOST)) \

@@ -32,8 +32,9 @@ from flows.runtime.services import (
 from flows.train import TrainFlowConfig, train_flow
 from flows.tune import TuneConfig, tune_flow
 from models.zoo import config_class
-from tasks.core.errors import UserInputError
+from tasks.core.errors import OutOfSpaceError, RunFailure, UserInputError, out_of_space
 from tasks.core.runners import TaskPlacement, task_runner
+from tasks.core.workdir_lock import holding_workdir
 from tasks.demo import DemoSettings, generate_demo_dataset
 from tasks.training.representation import ModelSpec
 
@@ -45,26 +46,40 @@ app = typer.Typer(
 )
 
 
-def _fail(problem: BaseException | str) -> None:
-    """Print one line (`error: ...`) and exit with code 2."""
+def _fail(problem: BaseException | str, code: int = 2) -> None:
+    """Print one line (`error: ...`) and exit with `code` (2: the user's mistake)."""
     typer.secho(f"error: {' '.join(str(problem).split())}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
 
 
 # Mistakes a user can cause, shown as one line: invalid settings (`flows.options`), and what the
 # stages raise as `UserInputError`; FileNotFoundError: a path the user gave, or an earlier stage
-# not run yet. Anything else is a bug and keeps its traceback.
+# not run yet. A `RunFailure` (full disk, diverged training) is one line too, with exit code 1.
+# Anything else is a bug and keeps its traceback.
 USER_ERRORS = (UserInputError, FileNotFoundError)
+RUN_FAILURE_EXIT_CODE = 1
 
 
 def _run(flow: Any, config: Any) -> Any:
-    """Call a flow against the Prefect API chosen for this process (`flows.runtime.prefect_api`)."""
+    """Call a flow against the Prefect API chosen for this process (`flows.runtime.prefect_api`),
+    holding the work dir (`tasks.core.workdir_lock`: one command at a time; partial files of a
+    failed run removed).
+
+    Raises:
+        OutOfSpaceError: the disk (or quota, or file-size limit) ran out; names the folder.
+    """
     from flows.runtime import prefect_api
     from registry.tracking import open_store_in_background
 
     open_store_in_background()  # while Prefect creates the flow run and the flow starts
-    with prefect_api.connected():
-        return flow(config)
+    with holding_workdir(config.workdir):
+        try:
+            with prefect_api.connected():
+                return flow(config)
+        except Exception as error:  # a task's OSError may come back wrapped (polars, numpy)
+            if (cause := out_of_space(error)) is None:
+                raise
+            raise OutOfSpaceError.from_os_error(cause, config.workdir) from None
 
 
 def _command(name: str, config: type, run: Any, **options: Any) -> None:
@@ -80,6 +95,8 @@ def _config_errors_as_one_line(command: Any) -> Any:
     def wrapped(**values: Any) -> None:
         try:
             command(**values)
+        except RunFailure as error:
+            _fail(error, code=RUN_FAILURE_EXIT_CODE)
         except USER_ERRORS as error:
             _fail(error)
 

@@ -34,7 +34,7 @@ from tasks.evaluation.champion import (
     map_representation,
     promote_champion,
 )
-from tasks.evaluation.clustering import ALGORITHMS, Algorithm
+from tasks.evaluation.clustering import ALGORITHMS, Algorithm, check_n_clusters
 from tasks.evaluation.clusters import (
     ChampionClustering,
     clusters_console_lines,
@@ -118,6 +118,7 @@ def evaluate_flow(config: EvaluateConfig) -> EvaluateResult:
     ingested = IngestRecord.read(workspace)
     labels = read_labels(workspace)
     n_clusters = config.n_clusters or labels.default_n_clusters
+    _check_n_clusters_fits(config, n_clusters, labels)
 
     representations = list(config.representations) or [
         *baseline_representations(workspace, ingested.feature_key, ingested.fingerprint),
@@ -234,6 +235,13 @@ def _log_and_promote(
                 fingerprint=fingerprint,
             )
     return run_id, champion_version
+
+
+def _check_n_clusters_fits(config: EvaluateConfig, n_clusters: int | None, labels: Labels) -> None:
+    """Before any task: a k the collection cannot hold fails once here, not in every clustering
+    and plotting task (one traceback each). Also with DBSCAN alone: the figures use k."""
+    name = "n_clusters" if config.n_clusters else "n_clusters (when not given: the genres)"
+    check_n_clusters(n_clusters, len(labels.track_ids), name=name, points="usable tracks")
 
 
 def _best(candidate: ChampionCandidate | None, metric: str) -> dict[str, str | float | None]:

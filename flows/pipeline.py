@@ -16,17 +16,19 @@ from flows.evaluate import EvaluateConfig, EvaluateResult, evaluate_flow
 from flows.ingest import IngestConfig, ingest_flow
 from flows.lyrics import LyricsConfig, lyrics_flow
 from registry.tracking import log_params, set_tags, tracked_run, tracking_uri
-from tasks.audio.discovery import CollectionPath
+from tasks.audio.discovery import CollectionPath, SourceSettings
 from tasks.audio.features import FeatureConfig
 from tasks.core.artifacts import publish_pipeline_artifacts
+from tasks.core.errors import RunFailure
 from tasks.core.workspace import DEFAULT_WORKDIR, WorkdirPath, Workspace
 from tasks.demo.collection import demo_collection
 from tasks.demo.writer import DemoSettings
 from tasks.evaluation.plots import MapMethod
 from tasks.evaluation.representations import read_labels
 from tasks.evaluation.tracking import log_pipeline_outcome
-from tasks.training.comparison import Profile, model_specs
+from tasks.training.comparison import Profile, model_specs, pretrained_config
 from tasks.training.representation import train_representation
+from tasks.training.trainer import NonFiniteLossError
 
 
 class PipelineConfig(BaseModel):
@@ -46,6 +48,7 @@ class PipelineConfig(BaseModel):
     evaluation_seeds: int = EvaluateConfig.model_fields["seeds"]
     n_clusters: int | None = EvaluateConfig.model_fields["n_clusters"]
     features: FeatureConfig = Field(default_factory=FeatureConfig)
+    sources: SourceSettings = Field(default_factory=SourceSettings)
     maps: list[MapMethod] = EvaluateConfig.model_fields["maps"]
     max_epochs: int | None = Field(
         None, ge=1, description="Cap on every model's epochs (smoke tests, quick looks)."
@@ -68,9 +71,20 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
         EXPERIMENT, f"pipeline {config.profile} {Path(data).name}", tags={"stage": "pipeline"}
     ) as run_id:
         ingested = ingest_flow(
-            IngestConfig(data=data, workdir=workdir, features=config.features, parent_run_id=run_id)
+            IngestConfig(
+                data=data,
+                workdir=workdir,
+                features=config.features,
+                # The pretrained network's patch cap is the profile's: quick runs a few patches
+                # per track, full every one.
+                pretrained=pretrained_config(config.profile),
+                sources=config.sources,
+                parent_run_id=run_id,
+            )
         )
-        lyrics = lyrics_flow(LyricsConfig(data=data, workdir=workdir, parent_run_id=run_id))
+        lyrics = lyrics_flow(
+            LyricsConfig(data=data, workdir=workdir, sources=config.sources, parent_run_id=run_id)
+        )
         specs = model_specs(
             config.profile,
             config.max_epochs,
@@ -90,17 +104,25 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
                 "fingerprint": ingested.fingerprint,
             },
         )
-        training_runs = {}
+        training_runs, diverged = {}, {}
         for spec in specs:
-            output = train_representation(
-                spec,
-                ingested.workspace,
-                ingested.feature_key,
-                ingested.fingerprint,
-                parent_run_id=run_id,
-            )
+            try:
+                output = train_representation(
+                    spec,
+                    ingested.workspace,
+                    ingested.feature_key,
+                    ingested.fingerprint,
+                    parent_run_id=run_id,
+                    pretrained_key=ingested.pretrained_key,
+                )
+            except NonFiniteLossError as error:  # one diverged model does not stop the others
+                diverged[spec.run_name] = str(error)
+                logger.warning("%s left out of the comparison: %s", spec.run_name, error)
+                continue
             training_runs[spec.run_name] = output.run_id
             logger.info("%s [%s]: run %s", spec.model, output.features, output.run_id)
+        if diverged and not training_runs:
+            raise RunFailure(f"every training diverged: {'; '.join(diverged.values())}")
         result = evaluate_flow(
             EvaluateConfig(
                 data=data,
@@ -130,4 +152,6 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
         tracking_uri=tracking_uri(),
     )
     print(result.summary)
+    for name, message in diverged.items():
+        print(f"left out (training diverged): {name}: {message}")
     return result

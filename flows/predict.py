@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from flows.ingest import IngestConfig, ingest_flow
 from flows.lyrics import LyricsConfig, lyrics_flow
 from tasks.audio.decoding import AudioConfig
+from tasks.audio.discovery import SourceSettings
+from tasks.audio.pretrained import PretrainedConfig
 from tasks.core.workspace import DEFAULT_WORKDIR, Workspace
 from tasks.lyrics.embedding import EncoderSettings
 from tasks.prediction.champion import (
@@ -98,7 +100,12 @@ def _side_inputs(
     """Lyrics (multimodal champion) or language conditions (CVAE champion) of the new tracks:
     the lyrics stage runs on them only when the champion can use what it gives."""
     logger = get_run_logger()
-    plan = plan_side_inputs(package.card, Workspace.open(config.workdir), config.lyrics_encoder)
+    plan = plan_side_inputs(
+        package.card,
+        Workspace.open(config.workdir),
+        config.lyrics_encoder,
+        champion_folder=package.folder,
+    )
     logger.info(plan.message)
     if plan.needs_lyrics_stage:
         lyrics_flow(
@@ -133,6 +140,10 @@ def predict_flow(config: PredictConfig) -> PredictResult:
             workdir=workspace.root,
             audio=config.audio,
             features=package.feature_config,
+            # The champion's own network settings (a quick-profile champion caps the patches).
+            pretrained=package.card.pretrained or PretrainedConfig(),
+            # The one file a user names directly is theirs to read wherever it lies.
+            sources=SourceSettings(allow_outside_paths=source == workspace.single_file_manifest),
             workers=config.workers,
         )
     )

@@ -9,7 +9,9 @@ from flows.ingest import IngestConfig, ingest_flow
 from models.zoo import needs_lyrics
 from tasks.audio.discovery import CollectionPath
 from tasks.audio.features import FeatureConfig
-from tasks.core.workspace import DEFAULT_WORKDIR, WorkdirPath
+from tasks.audio.pretrained import PretrainedConfig
+from tasks.audio.pretrained_store import recorded_pretrained_config
+from tasks.core.workspace import DEFAULT_WORKDIR, WorkdirPath, Workspace
 from tasks.training.representation import ModelSpec, TrainOutput, train_representation
 
 
@@ -24,6 +26,11 @@ class TrainFlowConfig(BaseModel):
         description="What to train: the model, its overrides, the trainer settings, the condition."
     )
     features: FeatureConfig = Field(default_factory=FeatureConfig)
+    pretrained: PretrainedConfig | None = Field(
+        None,
+        description="The pretrained network's settings; empty: those the work dir's ingest used "
+        "(its pretrained.json), else the defaults (every patch).",
+    )
     register_version: bool = Field(True, description="Register the model in the MLflow registry.")
     experiment: str = Field("training", description="MLflow experiment.")
     parent_run_id: str | None = Field(None, description="MLflow parent run (pipeline).")
@@ -37,8 +44,14 @@ class TrainFlowConfig(BaseModel):
 def train_flow(config: TrainFlowConfig) -> TrainOutput:
     """Ingest (cached), run the lyrics stage when the model needs it, train and register."""
     logger = get_run_logger()
+    pretrained = config.pretrained or recorded_pretrained_config(Workspace.open(config.workdir))
     ingested = ingest_flow(
-        IngestConfig(data=config.data, workdir=config.workdir, features=config.features)
+        IngestConfig(
+            data=config.data,
+            workdir=config.workdir,
+            features=config.features,
+            pretrained=pretrained,
+        )
     )
     if needs_lyrics(config.spec.model, config.spec.condition):
         from flows.lyrics import LyricsConfig, lyrics_flow
@@ -49,6 +62,7 @@ def train_flow(config: TrainFlowConfig) -> TrainOutput:
         ingested.workspace,
         ingested.feature_key,
         ingested.fingerprint,
+        pretrained_key=ingested.pretrained_key,
         experiment=config.experiment,
         parent_run_id=config.parent_run_id,
         register=config.register_version,

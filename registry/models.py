@@ -1,7 +1,9 @@
 """The model registry: model folders logged to runs, registered versions, aliases, downloads.
 
 A registered model version is a plain folder of files logged as artifacts of a run: weights in
-safetensors, the model card (`model.json`) and, for the champion, the files prediction needs.
+safetensors, the model card (`model.json`), an `MLmodel` file and `input_example.json` that give
+MLflow's UI the signature and an input example (`describe_model_folder`, no flavour, so no MLflow
+loader can take it for a loadable model) and, for the champion, the files prediction needs.
 Nothing here pickles or unpickles: loading is downloading the folder, and the caller rebuilds the
 model from the card and the weights (`tasks.training.checkpoint`). MLflow's pytorch flavour is
 not used because it stores whole modules with pickle, and loading one runs arbitrary code from
@@ -12,11 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
+import yaml
 from mlflow.artifacts import download_artifacts
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
 from registry.tracking import client
@@ -24,6 +30,32 @@ from registry.tracking import client
 CHAMPION = "champion"
 # The version tag holding `content_digest` of the version's files.
 DIGEST_TAG = "content_digest"
+MLMODEL_FILE = "MLmodel"
+INPUT_EXAMPLE_FILE = "input_example.json"
+
+
+def describe_model_folder(
+    folder: Path, *, inputs: Mapping[str, np.ndarray], outputs: np.ndarray
+) -> list[Path]:
+    """Write `MLmodel` (the signature inferred from `inputs` and `outputs`, batch axis variable)
+    and `input_example.json` (`inputs` as lists) into `folder`; return both paths.
+
+    The MLmodel lists no flavour: MLflow shows the signature and the example on the run's and
+    the version's pages, but no MLflow loader will load the folder (ours rebuilds the model
+    from the card and the safetensors weights). No creation time or uuid in it, so that the same
+    model gives the same file and `content_digest`.
+    """
+    signature = infer_signature(dict(inputs), outputs)
+    description = {
+        "flavors": {},
+        "signature": signature.to_dict(),
+        "saved_input_example_info": {"artifact_path": INPUT_EXAMPLE_FILE, "type": "ndarray"},
+    }
+    mlmodel = folder / MLMODEL_FILE
+    mlmodel.write_text(yaml.safe_dump(description, sort_keys=True))
+    example = folder / INPUT_EXAMPLE_FILE
+    example.write_text(json.dumps({name: value.tolist() for name, value in inputs.items()}))
+    return [mlmodel, example]
 
 
 def log_model_folder(run_id: str, files: list[Path], *, name: str = "model") -> str:

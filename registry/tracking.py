@@ -18,10 +18,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+
+from tasks.core.redaction import install_log_redaction
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 _MAX_PARAM_LENGTH = 6000
@@ -30,9 +33,22 @@ _MAX_PARAM_LENGTH = 6000
 def tracking_uri() -> str:
     """`MLFLOW_TRACKING_URI` when set, else `sqlite:///mlflow.db` in the current directory.
 
-    The default is the same one `mlflow ui` uses when started in the repo root.
+    The default is the same one `mlflow ui` uses when started in the repo root. A tracking
+    server URI with a user and password (`http://u:secret@host`) comes back without them: they
+    move to `MLFLOW_TRACKING_USERNAME` / `_PASSWORD` (unless set), which MLflow sends the same
+    way, so that no MLflow error message, Prefect state or link built from the URI holds the
+    password.
     """
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    return _without_credentials(os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
+
+
+def _without_credentials(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or parts.password is None:
+        return uri
+    os.environ.setdefault("MLFLOW_TRACKING_USERNAME", unquote(parts.username or ""))
+    os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", unquote(parts.password))
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 # The first client of a process opens the store (for SQLite: engine, schema check, migrations on a
@@ -41,6 +57,9 @@ _opening = threading.Lock()
 
 
 def client() -> MlflowClient:
+    # Every flow opens the store through here, also in processes that no entry point set up (flow
+    # runs a Prefect worker starts): the URI may hold a password, so logs must mask it first.
+    install_log_redaction()
     uri = tracking_uri()
     with _opening:
         if mlflow.get_tracking_uri() != uri:

@@ -11,6 +11,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from flows.runtime.state import read_api_auth
+from tasks.core.redaction import install_log_redaction
+
 RUNTIME_DEFAULTS = {
     # The temporary Prefect server migrates its SQLite database on first start; on a busy 2-core
     # machine that takes longer than Prefect's default 20 s.
@@ -30,8 +33,24 @@ def with_runtime_defaults(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def apply_runtime_defaults() -> None:
-    """Add the defaults to this process's environment, and create `PREFECT_HOME` when it is set."""
+    """Add the defaults to this process's environment, create `PREFECT_HOME` when it is set, and
+    mask credentials in every log record (`tasks.core.redaction`)."""
+    install_log_redaction()
     for name, value in RUNTIME_DEFAULTS.items():
         os.environ.setdefault(name, value)
     if home := os.environ.get("PREFECT_HOME"):
         Path(home).expanduser().mkdir(parents=True, exist_ok=True)  # Prefect makes only the leaf
+
+
+def serve_api_auth(prefect_home: Path) -> str | None:
+    """The auth string a client of the `serve` server with this Prefect home must send.
+
+    For a command-line run that found a running `serve` (`flows.runtime.prefect_api`): the user's
+    `PREFECT_API_AUTH_STRING` when exported, else the one `serve` keeps in `prefect_home`, which
+    is also exported so that child processes (a local Dask cluster) send it too. None when
+    neither exists (a server that requires none).
+    """
+    auth = os.environ.get("PREFECT_API_AUTH_STRING") or read_api_auth(prefect_home)
+    if auth:
+        os.environ["PREFECT_API_AUTH_STRING"] = auth
+    return auth

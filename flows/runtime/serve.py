@@ -14,8 +14,13 @@ optuna-dashboard.
 
 waits until the three servers answer their health checks, prints their URLs, and runs until
 Ctrl-C or SIGTERM. Then it stops everything it started, children of children included
-(`flows.runtime.supervisor`). None of the three servers asks for a login, so they bind loopback
-unless asked otherwise.
+(`flows.runtime.supervisor`).
+
+The Prefect server runs code: its worker executes whatever deployment the API is given. So it
+requires an auth string generated once per installation (`flows.runtime.state.ensure_api_auth`,
+kept 0600 in its Prefect home, never printed), CSRF tokens and the dashboard's own origin; every
+client started here gets the string. The MLflow UI and optuna-dashboard ask for no login, so
+every server binds loopback unless asked otherwise (docs/operate.md).
 
 The pieces live next door: `services` (addresses, environment, one function per piece),
 `deployments` (prefect.yaml), `supervisor` (process groups, signals), `state` (the `.state`
@@ -24,6 +29,7 @@ folder).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -42,7 +48,7 @@ from flows.runtime.services import (
     start_worker,
     wait_until_up,
 )
-from flows.runtime.state import REPO_ROOT, ServiceState
+from flows.runtime.state import REPO_ROOT, ServiceState, api_auth_path, ensure_api_auth
 from flows.runtime.supervisor import (
     ServeError,
     StopRequested,
@@ -77,7 +83,8 @@ def serve(
 
     Args:
         host: Interface every server binds to; loopback by default, so nothing is reachable from
-            other machines unless asked (e.g. "0.0.0.0"). None of them asks for a login.
+            other machines unless asked (e.g. "0.0.0.0"). Only the Prefect server asks for a
+            login (the auth string in `<state_dir>/prefect/api-auth`).
         prefect_port, mlflow_port: TCP ports of the Prefect server and of the MLflow UI.
         state_dir: Where Prefect's home and the service logs go (`ServiceState`);
             default `<repo_root>/.state`.
@@ -112,6 +119,7 @@ def serve(
         tracking_uri=tracking_uri,
         optuna_port=optuna_port,
         optuna_storage=optuna_storage or _default_optuna_storage(repo_root),
+        api_auth=ensure_api_auth(state.prefect_home),
     )
     try:
         plan.check_ports()
@@ -192,6 +200,10 @@ def _print_deployments(report: DeployReport) -> None:
 def _print_ready(plan: ServicePlan, ready_file: Path | None) -> None:
     """Tell the user where everything is; write `ready_file` (the three URLs) last."""
     print(f"Prefect dashboard: {plan.dashboard_url}")
+    if "PREFECT_SERVER_API_AUTH_STRING" in os.environ:
+        print("  login: the PREFECT_SERVER_API_AUTH_STRING you exported (user:password)")
+    else:
+        print(f"  login: paste the whole line of {api_auth_path(plan.state.prefect_home)}")
     print(f"MLflow UI:         {ui_page(plan.mlflow_ui_url)}")
     print(f"Optuna dashboard:  {plan.optuna_dashboard_url} ({_display_url(plan.optuna_storage)})")
     print(f"Logs:              {plan.state.log_dir}")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -144,9 +144,11 @@ def service_environment(
     tracking_uri: str,
     prefect_home: Path,
     repo_root: Path,
+    api_auth: str | None = None,
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Environment of every child: one Prefect home, API URL and tracking store; repo importable.
+    """Environment of every child: one Prefect home, API URL, API auth string (`api_auth`, when
+    the server requires one) and tracking store; repo importable.
 
     Anything else set in `base` (default: this process's environment) passes through, e.g.
     `PREFECT_API_DATABASE_CONNECTION_URL` for a PostgreSQL-backed Prefect server, and wins over
@@ -166,7 +168,32 @@ def service_environment(
     )
     # The venv's executables first, for anything that looks commands up on PATH.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    if api_auth:
+        # Worker, flow runs, `prefect deploy`: every client of the server sends it (basic auth).
+        env["PREFECT_API_AUTH_STRING"] = api_auth
     return env
+
+
+def prefect_server_environment(
+    env: Mapping[str, str], *, api_url: str, api_auth: str | None, ui_origins: list[str]
+) -> dict[str, str]:
+    """Environment of the Prefect server: `env` (the clients') made a server's.
+
+    With `api_auth` every API request needs it (HTTP basic auth; health checks excepted), CSRF
+    tokens are required for changes, and only `ui_origins` (the dashboard's own) may call the API
+    from a browser: a web page elsewhere, or another local program without the auth string, can
+    neither read the flows nor create a deployment whose steps the worker would run. Settings
+    the user exported win, as everywhere.
+    """
+    # The server must not think it is a client of some other API; its dashboard must call this
+    # server's API (Prefect derives that URL from its default port, not from --port).
+    server = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+    server.setdefault("PREFECT_UI_API_URL", api_url)
+    if api_auth:
+        server.setdefault("PREFECT_SERVER_API_AUTH_STRING", api_auth)
+        server.setdefault("PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED", "true")
+        server.setdefault("PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS", ",".join(ui_origins))
+    return server
 
 
 @dataclass(frozen=True)
@@ -174,7 +201,8 @@ class ServicePlan:
     """What the Prefect server, worker, flow runs, MLflow UI and optuna-dashboard must agree on.
 
     Build it with `ServicePlan.build`, which resolves the tracking store and the environment.
-    `optuna_storage` None: no optuna-dashboard (`serve` always passes one).
+    `optuna_storage` None: no optuna-dashboard (`serve` always passes one). `api_auth` None: the
+    Prefect server asks no login (`serve` always passes one, see `flows.runtime.state`).
     """
 
     host: str
@@ -183,9 +211,11 @@ class ServicePlan:
     repo_root: Path
     state: ServiceState
     tracking_uri: str  # absolute: the same store from every working directory
-    env: Mapping[str, str]
+    # Not in repr: the environment holds the API auth string and maybe a database password.
+    env: Mapping[str, str] = field(repr=False)
     optuna_port: int = DEFAULT_OPTUNA_PORT
     optuna_storage: str | None = None  # a SQLAlchemy URL, SQLite paths absolute
+    api_auth: str | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -199,8 +229,11 @@ class ServicePlan:
         tracking_uri: str | None = None,
         optuna_port: int = DEFAULT_OPTUNA_PORT,
         optuna_storage: str | None = None,
+        api_auth: str | None = None,
     ) -> ServicePlan:
-        """A plan; `tracking_uri` defaults to `registry.tracking.tracking_uri()`.
+        """A plan; `tracking_uri` defaults to `registry.tracking.tracking_uri()`. `api_auth`:
+        the `user:password` the Prefect server requires, unless the user exported
+        `PREFECT_SERVER_API_AUTH_STRING` (then that one, for server and clients alike).
 
         Relative tracking paths are taken from `repo_root`; a relative SQLite `optuna_storage`
         from the current folder, as `tune --storage` reads it.
@@ -209,11 +242,13 @@ class ServicePlan:
         from registry.tracking import tracking_uri as configured_tracking_uri
 
         store = absolute_tracking_uri(tracking_uri or configured_tracking_uri(), repo_root)
+        api_auth = os.environ.get("PREFECT_SERVER_API_AUTH_STRING") or api_auth
         env = service_environment(
             api_url=prefect_api_url(host, prefect_port),
             tracking_uri=store,
             prefect_home=state.prefect_home,
             repo_root=repo_root,
+            api_auth=api_auth,
         )
         if optuna_storage is not None:
             optuna_storage = absolute_sqlite_url(optuna_storage, Path.cwd())
@@ -227,6 +262,7 @@ class ServicePlan:
             env,
             optuna_port=optuna_port,
             optuna_storage=optuna_storage,
+            api_auth=api_auth,
         )
 
     @property
@@ -236,6 +272,15 @@ class ServicePlan:
     @property
     def dashboard_url(self) -> str:
         return self.api_url.removesuffix("/api")
+
+    @property
+    def dashboard_origins(self) -> list[str]:
+        """The origins the Prefect dashboard is opened from: its own, and `localhost` for the
+        same loopback server (a different origin to a browser)."""
+        origins = [self.dashboard_url]
+        if client_host(self.host) == LOOPBACK:
+            origins.append(f"http://localhost:{self.prefect_port}")
+        return origins
 
     @property
     def starts_mlflow_ui(self) -> bool:
@@ -275,11 +320,11 @@ class ServicePlan:
 
 
 def start_prefect_server(supervisor: Supervisor, plan: ServicePlan) -> Service:
-    """`prefect server start` (API + dashboard); its database in `plan.state.prefect_home`."""
-    # The server must not think it is a client of some other API; its dashboard must call this
-    # server's API (Prefect derives that URL from its default port, not from --port).
-    env = {k: v for k, v in plan.env.items() if k != "PREFECT_API_URL"}
-    env.setdefault("PREFECT_UI_API_URL", plan.api_url)
+    """`prefect server start` (API + dashboard); its database in `plan.state.prefect_home`;
+    requiring `plan.api_auth` (see `prefect_server_environment`)."""
+    env = prefect_server_environment(
+        plan.env, api_url=plan.api_url, api_auth=plan.api_auth, ui_origins=plan.dashboard_origins
+    )
     command = ["server", "start", "--host", plan.host, "--port", str(plan.prefect_port)]
     return supervisor.start(
         "prefect-server", [sys.executable, "-m", "prefect", *command], env=env, cwd=plan.repo_root

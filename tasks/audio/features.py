@@ -12,7 +12,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import warnings
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +26,9 @@ import torch
 import torchaudio.functional as AF
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.core.errors import UserInputError
 from tasks.core.hashing import code_digest
+from tasks.core.progress import run_logger_or
 
 FRAME_DESCRIPTORS = ("centroid", "rolloff", "zcr", "rms")
 CONTRAST_BANDS = 6
@@ -85,14 +91,80 @@ class TrackFeatures:
     track_stats: np.ndarray
 
     def save(self, path: Path) -> None:
+        """Write the arrays and their checksum (`array_checksum`) as one .npz, atomically."""
+        arrays = self.__dict__
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **self.__dict__)
+        np.savez(tmp, **arrays, **{CHECKSUM_KEY: np.array(array_checksum(arrays))})
         tmp.replace(path)  # atomic: a killed run never leaves a half-written feature file
 
     @classmethod
     def load(cls, path: Path) -> TrackFeatures:
-        with np.load(path) as data:
-            return cls(**{k: data[k] for k in ("logmel", "mfcc", "crop_stats", "track_stats")})
+        """The features stored at `path`, verified (`load_verified`).
+
+        Raises:
+            DamagedFeatureFile: the file is truncated, corrupted or fails its checksum.
+        """
+        with load_verified(path) as data:
+            return cls(**{k: data[k] for k in FEATURE_ARRAYS})
+
+
+FEATURE_ARRAYS = ("logmel", "mfcc", "crop_stats", "track_stats")
+CHECKSUM_KEY = "sha256"
+_log = logging.getLogger(__name__)
+
+
+class DamagedFeatureFile(UserInputError):
+    """A stored feature file is truncated, corrupted or fails its checksum. It has been moved
+    aside (`<name>.damaged`), so the next ingest computes it again; the message says so."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = Path(path)
+        super().__init__(
+            f"feature file {self.path} is damaged ({problem}); it was moved to "
+            f"{self.path.name}.damaged: run the ingest again to compute it anew"
+        )
+
+
+def array_checksum(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of `arrays` (in name order)."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+@contextmanager
+def load_verified(path: Path) -> Iterator[dict[str, np.ndarray]]:
+    """Every array of an .npz store file, read in full and verified: each member against the
+    zip CRC (checked by a full read) and, when the file carries one (files written by
+    `TrackFeatures.save`), against its `array_checksum`.
+
+    A drop-in for `with np.load(path) as data:` (no pickled objects are loaded). The arrays of
+    one file are held at once: one track's features, well under a megabyte.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        DamagedFeatureFile: truncated, not a zip, a CRC or checksum mismatch, or an unreadable
+            member; the file is moved aside and a warning names it.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        stored = arrays.pop(CHECKSUM_KEY, None)
+        if stored is not None and str(stored) != array_checksum(arrays):
+            raise ValueError("checksum mismatch")
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as error:
+        problem = str(error).strip() or type(error).__name__
+        with suppress(OSError):
+            path.replace(path.with_name(path.name + ".damaged"))
+        run_logger_or(_log).warning("damaged feature file %s: %s (moved aside)", path, problem)
+        raise DamagedFeatureFile(path, problem) from None
+    yield arrays
 
 
 def resolve_device(name: str) -> torch.device:

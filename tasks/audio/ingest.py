@@ -2,7 +2,9 @@
 
 The stores are content addressed: a file is known by the sha256 of its bytes, its validation
 verdict is kept per audio configuration and its features per feature configuration, so a file
-seen before is neither decoded nor featurized again, whatever its path.
+seen before is neither decoded nor featurized again, whatever its path. Only verdicts about
+content are stored: a file that could not be read (moved away for a moment, not permitted) is
+checked again by the next run.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ import numpy as np
 import polars as pl
 import torch
 from prefect import task
+from prefect.cache_policies import CachePolicy
 from prefect.futures import PrefectFuture
+from prefect.utilities.hashing import hash_objects
 from pydantic import BaseModel, ConfigDict, Field
 
 from registry.tracking import log_artifact, log_metrics, log_params, set_tags, tracked_run
-from tasks.audio.decoding import AudioConfig, AudioRejected, decode_audio
+from tasks.audio.decoding import AudioConfig, AudioRejected, AudioUnreadable, decode_audio
+from tasks.audio.discovery import SourceSettings
 from tasks.audio.features import FeatureConfig, TrackFeatures, extractor_for, summary_feature_names
 from tasks.core.caching import cached_on
 from tasks.core.hashing import file_sha256
@@ -46,7 +51,10 @@ TRACK_SCHEMA = {
     "lyrics_path": pl.String,
     "status": pl.String,
     "reason": pl.String,
+    "note": pl.String,
 }
+"""Columns of tracks.parquet. `reason`: why a quarantined file is not used; `note`: what the
+ingest changed about a row (a renamed track id, a refused lyrics path)."""
 
 
 class FileCheck(BaseModel):
@@ -70,6 +78,11 @@ class FileCheck(BaseModel):
         return cls(status="quarantined", reason=reason)
 
 
+class ReadFailure(FileCheck):
+    """A quarantine for a file that could not be read: kept for this run's table only, never
+    stored as a verdict on the content."""
+
+
 class ProcessedFile(FileCheck):
     """A file's check, and what this call did for it (the rest came from the stores)."""
 
@@ -87,12 +100,21 @@ CHECK_SCHEMA = {
 UNREADABLE = FileCheck.quarantined("file not found or unreadable")
 
 
-def hash_files(paths: list[str], *, workers: int) -> list[str | None]:
-    """sha256 of each file (None for a file that is missing or unreadable), read in parallel."""
+def hash_files(
+    paths: list[str | None],
+    *,
+    workers: int,
+    max_bytes: int = SourceSettings().max_file_bytes,
+) -> list[str | None]:
+    """sha256 of each file, read in parallel; None for no path (a refused entry) and for a file
+    that is missing, unreadable, not a regular file (a FIFO or device is never read) or larger
+    than `max_bytes`."""
 
-    def one(path: str) -> str | None:
+    def one(path: str | None) -> str | None:
+        if path is None:
+            return None
         try:
-            return file_sha256(path)
+            return file_sha256(path, max_bytes=max_bytes)
         except OSError:
             return None
 
@@ -145,8 +167,37 @@ def _batch_run_name(parameters: dict[str, Any]) -> str:
     return f"audio {Path(paths[0]).name[:40]}{more}"
 
 
+@dataclass
+class UnlessStoresIncomplete(CachePolicy):
+    """`base`, extended with the state of the stores a `process_audio` batch reads, and no
+    caching at all while a file of the batch has no stored verdict.
+
+    A batch whose file could not be read has no stored verdict for it, so it is never served
+    from Prefect's cache: the next run reads the file again. And a feature file removed from the
+    store (a damaged one is moved aside when read) changes the key, so it is computed again.
+    """
+
+    base: CachePolicy | None = None
+
+    def compute_key(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: Any, **kwargs: Any
+    ) -> str | None:
+        workspace, hashes = inputs["workspace"], inputs["hashes"]
+        audio, features = inputs["audio"], inputs["features"]
+        if not all(workspace.validation_record(audio.key, h).exists() for h in hashes):
+            return None
+        stored = "".join(
+            "1" if workspace.feature_file(features.key, h).exists() else "0" for h in hashes
+        )
+        assert self.base is not None
+        base = self.base.compute_key(task_ctx, inputs, flow_parameters, **kwargs)
+        return hash_objects(base, stored, raise_on_failure=True)
+
+
 @task(
-    cache_policy=cached_on("tasks.audio.decoding", "tasks.audio.features", __name__),
+    cache_policy=UnlessStoresIncomplete(
+        base=cached_on("tasks.audio.decoding", "tasks.audio.features", __name__)
+    ),
     persist_result=True,
     retries=2,
     retry_delay_seconds=[1, 5],
@@ -181,16 +232,19 @@ def _process_one(
     decoded = not record.exists()
     if decoded:
         check, samples = _validate(path, audio, features.sample_rate)
-        _write_text_atomically(record, check.model_dump_json())
+        if not isinstance(check, ReadFailure):
+            _write_text_atomically(record, check.model_dump_json())
     else:
         check = FileCheck.model_validate_json(record.read_text())
     target = workspace.feature_file(features.key, sha256)
     featurized = check.status == "ok" and not target.exists()
+    if featurized and samples is None:  # a verdict was stored, the features were not
+        check, samples = _validate(path, audio, features.sample_rate)
+        featurized = samples is not None
     if featurized:
-        if samples is None:
-            samples = decode_audio(path, audio, sample_rate=features.sample_rate).samples
         extractor_for(features)(samples).save(target)
-    return ProcessedFile(**check.model_dump(), decoded=decoded, featurized=featurized)
+    fields = check.model_dump(include=set(FileCheck.model_fields))
+    return ProcessedFile(**fields, decoded=decoded, featurized=featurized)
 
 
 def _validate(
@@ -198,6 +252,8 @@ def _validate(
 ) -> tuple[FileCheck, np.ndarray | None]:
     try:
         audio = decode_audio(path, config, sample_rate=sample_rate)
+    except AudioUnreadable as failure:
+        return ReadFailure(status="quarantined", reason=str(failure)), None
     except AudioRejected as rejection:
         return FileCheck.quarantined(str(rejection)), None
     check = FileCheck(
@@ -267,13 +323,26 @@ def build_track_table(
     sources: pl.DataFrame, hashes: list[str | None], checks: list[FileCheck]
 ) -> pl.DataFrame:
     """One row per audio file found, ok or quarantined, in the order of `sources` (columns and
-    types: `TRACK_SCHEMA`)."""
+    types: `TRACK_SCHEMA`). An entry discovery refused (`refused` column) is quarantined with
+    that reason."""
     rows = pl.DataFrame(
         [check.model_dump(include=set(CHECK_SCHEMA)) for check in checks], schema=CHECK_SCHEMA
     )
+    for column in ("refused", "note"):
+        if column not in sources.columns:
+            sources = sources.with_columns(pl.lit(None, dtype=pl.String).alias(column))
     table = pl.concat(
         [sources, pl.DataFrame({"sha256": hashes}, schema={"sha256": pl.String}), rows],
         how="horizontal",
+    )
+    refused = pl.col("refused").is_not_null()
+    table = table.with_columns(
+        pl.when(refused).then(pl.lit("quarantined")).otherwise(pl.col("status")).alias("status"),
+        pl.coalesce(pl.col("refused"), pl.col("reason")).alias("reason"),
+        *[
+            pl.when(refused).then(None).otherwise(pl.col(c)).alias(c)
+            for c in ("duration_s", "sample_rate", "channels")
+        ],
     )
     return table.select([pl.col(name).cast(dtype) for name, dtype in TRACK_SCHEMA.items()])
 
@@ -331,11 +400,16 @@ def write_ingest_outputs(
     features: FeatureConfig,
 ) -> IngestRecord:
     """Write `tracks.parquet`, `quarantine.csv`, `fingerprint.json` and the feature manifest
-    (`feature_config.json`: settings and summary-vector names, next to the features)."""
+    (`feature_config.json`: settings and summary-vector names, next to the features).
+
+    `quarantine.csv` lists every quarantined or refused entry with its reason, and every kept
+    track whose row carries a note (a renamed id): nothing the ingest set aside or changed goes
+    unreported.
+    """
     tracks.write_parquet(workspace.tracks_table)
-    tracks.filter(pl.col("status") == "quarantined").select("track_id", "path", "reason").write_csv(
-        workspace.quarantine_report
-    )
+    tracks.filter((pl.col("status") == "quarantined") | pl.col("note").is_not_null()).select(
+        "track_id", "path", "status", "reason", "note"
+    ).write_csv(workspace.quarantine_report)
     workspace.feature_manifest(features.key).write_text(
         json.dumps(
             {"config": features.model_dump(), "summary_names": summary_feature_names(features)},
@@ -402,6 +476,12 @@ def log_ingest_run(
 
 
 def load_track_features(workspace: Workspace, feature_key: str, sha256: str) -> TrackFeatures:
+    """The verified features of one content.
+
+    Raises:
+        DamagedFeatureFile: the stored file is damaged (moved aside; the next ingest
+            recomputes it).
+    """
     return TrackFeatures.load(workspace.feature_file(feature_key, sha256))
 
 

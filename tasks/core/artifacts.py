@@ -28,6 +28,7 @@ import polars as pl
 from registry.tracking import experiment_of_run
 from registry.ui import run_page
 from tasks.core.progress import run_logger_or
+from tasks.core.redaction import redact_credentials
 from tasks.core.workspace import Workspace
 
 RANKING_KEY = "vaemusic-ranking"
@@ -51,7 +52,7 @@ def mlflow_ui_url(tracking_uri: str) -> str | None:
     if tracking_uri == "databricks" or scheme.startswith("databricks"):
         return None
     if scheme in ("http", "https"):
-        return tracking_uri.rstrip("/")
+        return redact_credentials(tracking_uri).rstrip("/")
     if scheme in ("", "file", "sqlite", "postgresql", "mysql", "mssql") or "+" in scheme:
         return LOCAL_MLFLOW_UI
     return None

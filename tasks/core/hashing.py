@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
+import stat
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -17,15 +19,77 @@ CodeRef = str | ModuleType
 """A module or package, by dotted name (`"tasks.audio.features"`) or as the module object."""
 
 
-def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    """sha256 (64 hex characters) of a file's bytes, read in chunks of `chunk_bytes`.
+class NotARegularFile(OSError):
+    """A path that is a FIFO, device, socket or directory: reading it could block for ever
+    (a FIFO with no writer) or never end (`/dev/zero`), so it is refused before any read."""
+
+
+class FileTooLarge(OSError):
+    """A file larger than the size limit given to `file_sha256`."""
+
+
+def file_kind(mode: int) -> str:
+    """What a `st_mode` describes, in words for a one-line reason ("FIFO", "directory"...)."""
+    kinds = (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "regular file")
+
+
+def open_regular_file(path: str | Path, *, max_bytes: int | None = None) -> int:
+    """A read-only descriptor of `path`, refused unless it is a regular file within `max_bytes`.
+
+    Opened non-blocking and checked with `fstat` on the open descriptor, so a FIFO without a
+    writer cannot block the open, and a path swapped between a check and the open cannot slip
+    through. The caller closes the descriptor.
 
     Raises:
+        NotARegularFile: a FIFO, device, socket or directory.
+        FileTooLarge: the file holds more than `max_bytes` bytes.
+        OSError: the file is missing or unreadable.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotARegularFile(f"not a regular file: a {file_kind(info.st_mode)}")
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise FileTooLarge(
+                f"file too large: {info.st_size} bytes, the limit is {max_bytes} bytes "
+                "(set max_file_bytes to change)"
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def file_sha256(
+    path: str | Path, chunk_bytes: int = 1 << 20, *, max_bytes: int | None = None
+) -> str:
+    """sha256 (64 hex characters) of a regular file's bytes, read in chunks of `chunk_bytes`.
+
+    At most `max_bytes` bytes are read (when given): a file that grows past the limit while it
+    is read is refused too.
+
+    Raises:
+        NotARegularFile: a FIFO, device, socket or directory (nothing is read from it).
+        FileTooLarge: more than `max_bytes` bytes.
         OSError: the file is missing or unreadable.
     """
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    read = 0
+    with open(open_regular_file(path, max_bytes=max_bytes), "rb") as handle:
         while chunk := handle.read(chunk_bytes):
+            read += len(chunk)
+            if max_bytes is not None and read > max_bytes:
+                raise FileTooLarge(
+                    f"file too large: more than {max_bytes} bytes (set max_file_bytes to change)"
+                )
             digest.update(chunk)
     return digest.hexdigest()
 

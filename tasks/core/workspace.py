@@ -87,6 +87,24 @@ class Workspace(BaseModel):
         """The feature configuration a feature store holds (JSON)."""
         return self.feature_store(feature_key) / "feature_config.json"
 
+    def pretrained_store(self, pretrained_key: str) -> Path:
+        """Pretrained-network features of one network configuration, one `<sha256>.npz` per file
+        (`tasks.audio.pretrained.PretrainedFeatures`)."""
+        return self._dir("store", "pretrained", pretrained_key)
+
+    def pretrained_file(self, pretrained_key: str, sha256: str) -> Path:
+        """Pretrained-network features of one file's content under one network configuration."""
+        return self.pretrained_store(pretrained_key) / f"{sha256}.npz"
+
+    def pretrained_manifest(self, pretrained_key: str) -> Path:
+        """The network configuration a pretrained store holds and its tag names (JSON)."""
+        return self.pretrained_store(pretrained_key) / "pretrained_config.json"
+
+    @property
+    def pretrained_record(self) -> Path:
+        """Which pretrained store the last ingest of the work dir filled (JSON)."""
+        return self.root / "pretrained.json"
+
     # lyrics
     @property
     def lyrics_table(self) -> Path:

@@ -81,9 +81,14 @@ _BANGLA_LINES = (  # (Bengali script, romanized)
     ("কোথায় গেলে {a}?", "kothay gele {a}?"),
     ("{ag} সাথে {b} জাগে", "{ag} sathe {b} jage"),
 )
-_CODE_MIXED_LINES = (  # Bangla-English lines: (Bengali script + English, romanized + English)
+# Bangla-English lines: (Bengali script + English, romanized + English). Their English words are
+# the everyday ones code-mixed lyrics borrow (baby, heart, miss, smile), none of them a theme
+# word of any genre (`THEMES`): an English theme word inside a Bangla line is a cue a surface
+# encoder could match across languages, so it appears only as often as real code-mixing
+# borrows a content word (`_ENGLISH_THEME_WORD`).
+_CODE_MIXED_LINES = (
     ("তুমি আমার {a}, baby don't go", "tumi amar {a}, baby don't go"),
-    ("every night আমি {a} খুঁজি", "every night ami {a} khuji"),
+    ("every day আমি {a} খুঁজি", "every day ami {a} khuji"),
     ("{a} is calling, শোনো না", "{a} is calling, shono na"),
     ("আমার heart টা {ag} কাছে", "amar heart ta {ag} kache"),
     ("let it go, {a} নিয়ে চলো", "let it go, {a} niye cholo"),
@@ -91,6 +96,15 @@ _CODE_MIXED_LINES = (  # Bangla-English lines: (Bengali script + English, romani
     ("তোমার smile যেন {a}", "tomar smile jeno {a}"),
     ("no worries, আজ রাতে {a}", "no worries, aaj rate {a}"),
 )
+
+
+# Code-mixed Bangla songs: 3 lines in 4 mix the languages; a mixed line keeps its theme word in
+# English with `_ENGLISH_THEME_WORD`, a plain line is an English line with
+# `_PLAIN_ENGLISH_LINE`, so about 1 line in 10 of such a song (and about 1 in 100 of all
+# non-English lines) carries an English theme word.
+_MIXED_LINE = 0.75
+_ENGLISH_THEME_WORD = 0.1
+_PLAIN_ENGLISH_LINE = 0.1
 
 
 def _fill(template: str, words: dict[str, str]) -> str:
@@ -116,8 +130,8 @@ def _line(
         a, b = (first.bn_latn, second.bn_latn) if romanized else (first.bn, second.bn)
         if code_mixed and mixed_line:
             template = pick(rng, _CODE_MIXED_LINES)[1 if romanized else 0]
-            # a code-mixed line sometimes keeps the theme word itself in English
-            a = first.en if rng.random() < 0.3 else a
+            # a code-mixed line now and then keeps the theme word itself in English
+            a = first.en if rng.random() < _ENGLISH_THEME_WORD else a
         else:
             template = pick(rng, _BANGLA_LINES)[1 if romanized else 0]
         return _fill(template, {"a": a, "b": b, "ag": genitive})
@@ -166,9 +180,9 @@ def compose_lyrics(
 
     def make_line() -> str:
         nonlocal mixed_line_count
-        mixed_line = code_mixed and rng.random() < 0.75
+        mixed_line = code_mixed and rng.random() < _MIXED_LINE
         line = _line(language, script, code_mixed, genre, rng, mixed_line=mixed_line)
-        if code_mixed and not mixed_line and rng.random() < 0.3:
+        if code_mixed and not mixed_line and rng.random() < _PLAIN_ENGLISH_LINE:
             # a plain English line now and then, as code-mixed songs have
             line = _line("en", "Latn", False, genre, rng, mixed_line=False)
         mixed_line_count += int(mixed_line)

@@ -30,10 +30,12 @@ from pydantic import BaseModel, ConfigDict
 
 from models.zoo import MODEL_NAMES
 from registry.champion import CHAMPION_MODEL, ChampionRecord, current_champion, promote
+from registry.models import INPUT_EXAMPLE_FILE, MLMODEL_FILE
 from tasks.core.workspace import Workspace
 from tasks.evaluation.clusters import ChampionClustering
 from tasks.evaluation.metrics import higher_is_better, is_better
 from tasks.evaluation.representations import MIXTURE_ALGORITHM, Representation
+from tasks.lyrics.embedding import embeddings_sidecar
 from tasks.training.checkpoint import WEIGHTS_FILE, weights_path
 from tasks.training.model_card import ModelCard
 from tasks.training.representation import read_latents
@@ -49,6 +51,9 @@ CHAMPION_FILES = (
     CLUSTERING_FILE,
     REFERENCE_FILE,
 )
+# Shipped when the model folder has them, so the champion version shows its signature and input
+# example in MLflow like the training versions do; `predict` does not read them.
+CHAMPION_DESCRIPTION_FILES = (MLMODEL_FILE, INPUT_EXAMPLE_FILE)
 
 RowsPerRepresentation = Sequence[Sequence[Mapping[str, Any]]]
 """`evaluate_representation`'s rows, one list per representation, in the representations' order."""
@@ -191,7 +196,9 @@ def write_champion_package(workspace: Workspace, clustering: ChampionClustering)
     playlists and the champion's figures number clusters alike.
 
     Returns:
-        The paths of `CHAMPION_FILES`, in that order.
+        The paths of `CHAMPION_FILES`, in that order, then those of
+        `CHAMPION_DESCRIPTION_FILES` the model folder has and, for a multimodal champion, the
+        lyrics embeddings' sidecar (`lyrics_embeddings.json`).
 
     Raises:
         ValueError: the representation is not a trained model (no model folder).
@@ -215,7 +222,18 @@ def write_champion_package(workspace: Workspace, clustering: ChampionClustering)
     mu.join(clustering.read(), on="track_id", how="left", maintain_order="left").select(
         "track_id", "cluster", "genre", "language", "title", "artist", "path", "mu"
     ).write_parquet(folder / REFERENCE_FILE)
-    return [folder / name for name in CHAMPION_FILES]
+    optional = {name: representation.model_dir / name for name in CHAMPION_DESCRIPTION_FILES}
+    if card.is_multimodal:
+        # The encoder id and language means the lyrics were embedded and centred with, so that
+        # `predict` treats new lyrics alike without the training work dir.
+        sidecar = embeddings_sidecar(workspace.lyrics_embeddings)
+        optional[sidecar.name] = sidecar
+    shipped = []
+    for name, source in optional.items():
+        if source.is_file():
+            shutil.copyfile(source, folder / name)
+            shipped.append(folder / name)
+    return [folder / name for name in CHAMPION_FILES] + shipped
 
 
 @task(cache_policy=NO_CACHE, task_run_name="champion {candidate.method} {candidate.features}")

@@ -27,19 +27,17 @@ by silhouette (k-means, agglomerative) or BIC (GMM). ``params["n_clusters_source
 which happened: ``"given"``, ``"silhouette"``, ``"bic"`` or ``"density"`` (DBSCAN).
 
 Fitted state: :attr:`ClusteringResult.fitted` is a plain dict of strings, ints, floats and
-nested lists of floats, so ``fitted_to_json`` / ``fitted_from_json`` round-trip it exactly and it
-can be stored next to a registered model; :func:`assign` needs nothing else.
+nested lists of floats, so ``tasks.evaluation.assignment.fitted_to_json`` / ``fitted_from_json``
+round-trip it exactly and it can be stored next to a registered model; ``assignment.assign``
+places new points with nothing else.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.mixture import GaussianMixture
@@ -116,7 +114,7 @@ def standardize(x: np.ndarray) -> np.ndarray:
     return (x - mean) / scale
 
 
-def _check_features(x: np.ndarray, name: str = "x") -> np.ndarray:
+def check_features(x: np.ndarray, name: str = "x") -> np.ndarray:
     array = np.asarray(x, dtype=np.float64)
     if array.ndim != 2:
         raise ClusteringError(
@@ -217,7 +215,7 @@ def choose_dbscan_eps(x: np.ndarray, min_samples: int) -> float:
     Raises:
         ClusteringError: ``min_samples`` outside [1, n - 1] or bad ``x``.
     """
-    x = _check_features(x)
+    x = check_features(x)
     n = x.shape[0]
     if not 1 <= min_samples < n:
         raise ClusteringError(
@@ -251,7 +249,7 @@ def n_clusters_curve(
     Raises:
         ClusteringError: unknown criterion, a range with nothing in [2, n - 1], or bad ``x``.
     """
-    x = _check_features(x)
+    x = check_features(x)
     if standardize_input:
         x = standardize(x)
     n, d = x.shape
@@ -338,12 +336,23 @@ def _resolve_n_clusters(
         n_clusters = choose_n_clusters(
             z, criterion=source, k_range=k_range, seed=seed, standardize_input=False
         )
-    n = z.shape[0]
-    if not 2 <= n_clusters <= n - 1:
-        raise ClusteringError(
-            f"n_clusters must be between 2 and n_points - 1 = {n - 1}; got {n_clusters}"
-        )
+    check_n_clusters(n_clusters, z.shape[0])
     return int(n_clusters), source
+
+
+def check_n_clusters(
+    n_clusters: int | None, n_points: int, *, name: str = "n_clusters", points: str = "points"
+) -> None:
+    """ClusteringError unless 2 <= `n_clusters` <= `n_points` - 1 (None: chosen later, fine).
+
+    Called by :func:`cluster`, and by the evaluation before any clustering task starts, so that a
+    too-large k is one error instead of one per representation, algorithm and seed.
+    """
+    if n_clusters is not None and not 2 <= n_clusters <= n_points - 1:
+        raise ClusteringError(
+            f"{name} must be between 2 and the number of {points} - 1 = {n_points - 1}; "
+            f"got {n_clusters}"
+        )
 
 
 def _fit_kmeans(z: np.ndarray, n_clusters: int, seed: int) -> _Fit:
@@ -437,7 +446,7 @@ def cluster(
     Raises:
         ClusteringError: unknown algorithm, ``n_clusters`` out of range, bad ``x``.
     """
-    x = _check_features(x)
+    x = check_features(x)
     if algorithm not in ALGORITHMS:
         raise ClusteringError(f"algorithm must be one of {ALGORITHMS}; got {algorithm!r}")
     d = x.shape[1]
@@ -472,131 +481,3 @@ def cluster(
         params=params,
         fitted=fitted,
     )
-
-
-# ----------------------------------------------------------------------------- assignment
-
-
-def _nearest(points: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of and Euclidean distance to the nearest row of ``references`` for each point."""
-    squared = (
-        np.sum(points**2, axis=1, keepdims=True)
-        - 2.0 * points @ references.T
-        + np.sum(references**2, axis=1)[None, :]
-    )
-    index = np.argmin(squared, axis=1)
-    distance = np.sqrt(np.maximum(squared[np.arange(len(points)), index], 0.0))
-    return index, distance
-
-
-def _gaussian_log_density(
-    z: np.ndarray, mean: np.ndarray, covariance: np.ndarray, covariance_type: str
-) -> np.ndarray:
-    """log N(z | mean, covariance) for each row of ``z``; covariance is (d,) for 'diag'."""
-    d = z.shape[1]
-    centred = z - mean
-    if covariance_type == "diag":
-        mahalanobis = np.sum(centred**2 / covariance, axis=1)
-        log_det = np.sum(np.log(covariance))
-    else:
-        cholesky = np.linalg.cholesky(covariance)
-        solved = np.linalg.solve(cholesky, centred.T)
-        mahalanobis = np.sum(solved**2, axis=0)
-        log_det = 2.0 * np.sum(np.log(np.diag(cholesky)))
-    return -0.5 * (d * math.log(2.0 * math.pi) + log_det + mahalanobis)
-
-
-def assign(fitted_state: dict[str, Any], x_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster labels of new points under a fitted clustering.
-
-    Args:
-        fitted_state: :attr:`ClusteringResult.fitted`, or its JSON round trip.
-        x_new: np.ndarray [shape=(m, d)] in the original (unstandardised) space; the stored
-            scaler is applied here.
-
-    Returns:
-        ``(labels, scores)``, each [shape=(m,)]. Labels are int64 cluster ids as in the fit.
-        Scores depend on the algorithm (``fitted_state["score_kind"]`` names it):
-
-        - kmeans: Euclidean distance to the nearest centroid (standardised units; lower = closer).
-        - agglomerative: distance to the nearest centroid of the fitted clusters.
-        - dbscan: distance to the nearest core point; label ``-1`` when it exceeds ``eps`` or
-          when the fit found no core point at all.
-        - gmm: posterior probability of the chosen component (in [0, 1]; higher = surer).
-
-    Raises:
-        ClusteringError: malformed state or ``x_new`` of the wrong width.
-    """
-    try:
-        algorithm = fitted_state["algorithm"]
-        d = int(fitted_state["n_features"])
-        mean = np.asarray(fitted_state["mean"], dtype=np.float64)
-        scale = np.asarray(fitted_state["scale"], dtype=np.float64)
-    except (KeyError, TypeError) as error:
-        raise ClusteringError(f"fitted_state is not a clustering state: missing {error}") from None
-    x_new = _check_features(x_new, name="x_new")
-    if x_new.shape[1] != d:
-        raise ClusteringError(
-            f"x_new has {x_new.shape[1]} dimensions but the clustering was fitted on {d}"
-        )
-    z = (x_new - mean) / scale
-
-    if algorithm in ("kmeans", "agglomerative"):
-        centroids = np.asarray(fitted_state["centroids"], dtype=np.float64)
-        cluster_ids = np.asarray(fitted_state["cluster_ids"], dtype=np.int64)
-        index, distance = _nearest(z, centroids)
-        return cluster_ids[index], distance
-    if algorithm == "gmm":
-        covariance_type = fitted_state["covariance_type"]
-        weights = np.asarray(fitted_state["weights"], dtype=np.float64)
-        means = np.asarray(fitted_state["means"], dtype=np.float64)
-        covariances = np.asarray(fitted_state["covariances"], dtype=np.float64)
-        log_joint = np.stack(
-            [
-                np.log(weights[k])
-                + _gaussian_log_density(z, means[k], covariances[k], covariance_type)
-                for k in range(len(weights))
-            ],
-            axis=1,
-        )
-        log_posterior = log_joint - logsumexp(log_joint, axis=1, keepdims=True)
-        labels = np.argmax(log_posterior, axis=1).astype(np.int64)
-        return labels, np.exp(log_posterior[np.arange(len(z)), labels])
-    if algorithm == "dbscan":
-        core_points = np.asarray(fitted_state["core_points"], dtype=np.float64).reshape(-1, d)
-        if core_points.shape[0] == 0:
-            return np.full(len(z), NOISE_LABEL, dtype=np.int64), np.full(len(z), np.inf)
-        core_labels = np.asarray(fitted_state["core_labels"], dtype=np.int64)
-        index, distance = _nearest(z, core_points)
-        labels = np.where(distance <= float(fitted_state["eps"]), core_labels[index], NOISE_LABEL)
-        return labels.astype(np.int64), distance
-    raise ClusteringError(f"fitted_state has unknown algorithm {algorithm!r}; known: {ALGORITHMS}")
-
-
-def fitted_to_json(fitted_state: dict[str, Any]) -> str:
-    """The fitted state as JSON text (floats kept exactly: Python's repr round-trips).
-
-    Raises:
-        ClusteringError: the state holds NaN/inf or objects JSON cannot store.
-    """
-    try:
-        return json.dumps(fitted_state, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise ClusteringError(f"fitted state is not JSON-serialisable: {error}") from None
-
-
-def fitted_from_json(text: str) -> dict[str, Any]:
-    """Inverse of :func:`fitted_to_json`; checks the state version.
-
-    Raises:
-        ClusteringError: not a clustering state, or one written by an incompatible version.
-    """
-    state = json.loads(text)
-    if not isinstance(state, dict) or "algorithm" not in state:
-        raise ClusteringError("JSON text is not a clustering state (no 'algorithm' key)")
-    if state.get("version") != FITTED_STATE_VERSION:
-        raise ClusteringError(
-            f"clustering state version {state.get('version')!r} is not supported "
-            f"(expected {FITTED_STATE_VERSION}); refit the clustering"
-        )
-    return state

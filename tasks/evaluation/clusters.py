@@ -6,10 +6,14 @@
         numbering of clusters
       -> clusters.csv and clusters.parquet: one row per track (`CLUSTER_TABLE_SCHEMA`)
       -> write_playlists: one M3U8 playlist per cluster, most typical track first
-      -> write_clusters_summary: clusters.md, each cluster's size, common genres and languages
-         and most typical tracks
+      -> write_clusters_summary: clusters.md, each cluster's size, common genres and languages,
+         characteristic tags and most typical tracks
       -> write_champion_listening_map: the listening map (`tasks.evaluation.listening_map`)
          of the 2-D map of the champion's latents, with the rows above
+
+A cluster's characteristic tags (`characteristic_tags`) are the pretrained network's tags whose
+mean probability over its tracks stands most above the collection's mean; they come from the
+ingest's pretrained store, whatever representation the clustering was fitted on.
 
 Cluster ids are the fitted model's own (`tasks.evaluation.clustering.ClusteringResult.labels`),
 the ids `predict` assigns; -1 is DBSCAN noise (a track in no cluster).
@@ -29,13 +33,15 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from tasks.core.workspace import Workspace
-from tasks.evaluation.clustering import (
-    NOISE_LABEL,
-    ClusteringResult,
-    cluster,
-    fitted_from_json,
-    fitted_to_json,
+from tasks.evaluation.assignment import fitted_from_json, fitted_to_json
+from tasks.evaluation.cluster_tags import (
+    MIN_TAG_GAIN,
+    MIN_TAG_LIFT,
+    TrackTags,
+    cluster_tags_column,
+    read_track_tags,
 )
+from tasks.evaluation.clustering import NOISE_LABEL, ClusteringResult, cluster
 from tasks.evaluation.listening_map import REQUIRED_COLUMNS as MAP_COLUMNS
 from tasks.evaluation.listening_map import write_listening_map
 from tasks.evaluation.plots import MapMethod, embedding_2d
@@ -62,6 +68,7 @@ CLUSTER_TABLE_SCHEMA = {
     "cluster": pl.Int64,
     "distance": pl.Float64,
     "typical": pl.Boolean,
+    "cluster_tags": pl.String,
 }
 """Columns of clusters.csv / clusters.parquet, one row per track, sorted by cluster (noise last)
 and, within a cluster, from the most typical track outwards.
@@ -72,7 +79,10 @@ ran (else the collection's); all are empty where unknown. `cluster` is the fitte
 (-1: DBSCAN noise). `distance` is the Euclidean distance to the cluster's centre, the mean of its
 tracks in the space the clustering was fitted in (standardised where the representation is), so
 it is comparable within a cluster; empty for noise. `typical` is False for outliers: tracks
-farther from the centre than `OUTLIER_PERCENTILE` % of their cluster, and every noise track."""
+farther from the centre than `OUTLIER_PERCENTILE` % of their cluster, and every noise track.
+`cluster_tags` are the cluster's characteristic tags (`characteristic_tags`, most characteristic
+first, joined by ", "), the same on every row of a cluster: empty ("") when no tag stands clearly
+above the collection's average, null for noise and where the work dir has no pretrained tags."""
 
 
 class ChampionClustering(BaseModel):
@@ -190,6 +200,7 @@ def clusters_table(
     tracks: pl.DataFrame,
     genre: Sequence[str | None],
     language: Sequence[str | None],
+    tags: TrackTags | None = None,
 ) -> pl.DataFrame:
     """The people's table (`CLUSTER_TABLE_SCHEMA`) of a clustering.
 
@@ -198,6 +209,7 @@ def clusters_table(
         z: np.ndarray [shape=(n, d)], the points in the space the clustering was fitted in.
         labels: np.ndarray [shape=(n,)], the fitted cluster ids.
         tracks: track_id and `TRACK_COLUMNS` (tracks missing here get empty facts).
+        tags: the tracks' tag probabilities (`read_track_tags`); None leaves `cluster_tags` null.
     """
     distances = distances_to_centres(z, labels)
     table = pl.DataFrame(
@@ -208,8 +220,14 @@ def clusters_table(
             "cluster": labels.tolist(),
             "distance": distances.tolist(),
             "typical": typical_flags(distances, labels).tolist(),
+            "cluster_tags": cluster_tags_column(track_ids, labels, tags),
         },
-        schema_overrides={"genre": pl.String, "language": pl.String, "cluster": pl.Int64},
+        schema_overrides={
+            "genre": pl.String,
+            "language": pl.String,
+            "cluster": pl.Int64,
+            "cluster_tags": pl.String,
+        },
     ).with_columns(pl.col("distance").fill_nan(None))
     return (
         table.join(tracks, on="track_id", how="left")
@@ -259,6 +277,7 @@ def fit_champion_clustering(
         tracks=track_facts(workspace),
         genre=genre,
         language=language,
+        tags=read_track_tags(workspace),
     )
     path = workspace.clusters_table.with_suffix(".parquet")
     table.write_parquet(path)
@@ -341,9 +360,28 @@ def _names(rows: pl.DataFrame) -> list[str]:
     ]
 
 
+def _tags_line(rows: pl.DataFrame) -> list[str]:
+    """The cluster's tags line of the summary; none where the table has no tags."""
+    if "cluster_tags" not in rows.columns or rows["cluster_tags"].null_count() == rows.height:
+        return []
+    tags = rows["cluster_tags"].drop_nulls()[0]
+    return [f"- Tags: {tags or 'none stands clearly above the collection average'}"]
+
+
+def _tags_note(table: pl.DataFrame) -> str:
+    if "cluster_tags" not in table.columns or table["cluster_tags"].null_count() == table.height:
+        return ""
+    return (
+        " Tags are the pretrained network's (musicnn) tags whose mean probability in the "
+        f"cluster is highest relative to the collection's (at least {MIN_TAG_LIFT:g}x and "
+        f"{MIN_TAG_GAIN:g} above it), most characteristic first."
+    )
+
+
 def clusters_summary_text(table: pl.DataFrame, *, model: str, playlists: Path) -> str:
     """Markdown describing each cluster of `table` (`CLUSTER_TABLE_SCHEMA`): size, most common
-    genres and languages with their shares, most typical tracks by name, and its playlist.
+    genres and languages with their shares, characteristic tags (where the table has them), most
+    typical tracks by name, and its playlist.
 
     Args:
         model: what was clustered and how, e.g. `ChampionClustering.description`.
@@ -355,7 +393,7 @@ def clusters_summary_text(table: pl.DataFrame, *, model: str, playlists: Path) -
         f"{model}; {table.height} tracks. Every track with its cluster: clusters.csv. A track "
         f"is an outlier when it lies farther from its cluster's centre than "
         f"{OUTLIER_PERCENTILE:.0f}% of the cluster's tracks. One playlist per cluster in "
-        f"{playlists.as_posix()}/, most typical track first.",
+        f"{playlists.as_posix()}/, most typical track first.{_tags_note(table)}",
     ]
     for (cluster_id,), rows in table.group_by("cluster", maintain_order=True):
         if cluster_id == NOISE_LABEL:
@@ -370,6 +408,7 @@ def clusters_summary_text(table: pl.DataFrame, *, model: str, playlists: Path) -
             "",
             f"- Genres: {_shares(rows['genre'])}",
             f"- Languages: {_shares(rows['language'])}",
+            *_tags_line(rows),
             f"- Most typical: {'; '.join(typical)}",
             f"- Playlist: [{playlist}]({playlist})",
         ]

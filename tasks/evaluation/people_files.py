@@ -28,8 +28,10 @@ from pydantic import BaseModel, ConfigDict
 from registry.champion import CHAMPION_MODEL, ChampionRecord
 from registry.models import CHAMPION, version_by_alias
 from tasks.core.workspace import Workspace
+from tasks.evaluation.assignment import assign
 from tasks.evaluation.champion import CLUSTERING_FILE
-from tasks.evaluation.clustering import NOISE_LABEL, assign
+from tasks.evaluation.cluster_tags import read_track_tags
+from tasks.evaluation.clustering import NOISE_LABEL
 from tasks.evaluation.clusters import (
     ChampionClustering,
     clusters_table,
@@ -121,6 +123,7 @@ def clustering_from_package(package: ChampionPackage, workspace: Workspace) -> C
         tracks=track_facts(workspace),
         genre=reference["genre"].to_list(),
         language=reference["language"].to_list(),
+        tags=read_track_tags(workspace),
     )
     path = workspace.clusters_table.with_suffix(".parquet")
     table.write_parquet(path)

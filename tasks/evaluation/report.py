@@ -41,6 +41,7 @@ import polars as pl
 from models.zoo import MODEL_NAMES
 from registry.tracking import DEFAULT_TRACKING_URI
 from tasks.core.errors import UserInputError
+from tasks.core.redaction import redact_credentials
 from tasks.evaluation.metrics import (
     EXTERNAL_METRICS,
     INTERNAL_METRICS,
@@ -51,7 +52,7 @@ from tasks.evaluation.metrics import (
 )
 
 MODEL_METHODS = MODEL_NAMES
-BASELINE_METHODS = ("pca", "spectral_features", "handcrafted")
+BASELINE_METHODS = ("pca", "spectral_features", "handcrafted", "musicnn", "lyrics")
 METHODS = MODEL_METHODS + BASELINE_METHODS
 
 
@@ -543,10 +544,11 @@ def write_reports(table: pl.DataFrame, out_dir: str | Path) -> dict[str, Path]:
 
 
 def mlflow_ui_command(tracking_uri: str) -> str:
-    """``mlflow ui`` for the default store, else with ``--backend-store-uri`` (shell-quoted)."""
+    """``mlflow ui`` for the default store, else with ``--backend-store-uri`` (shell-quoted; a
+    password in the URI is masked: the hint is printed and logged)."""
     if tracking_uri == DEFAULT_TRACKING_URI:
         return "mlflow ui"
-    return f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)}"
+    return f"mlflow ui --backend-store-uri {shlex.quote(redact_credentials(tracking_uri))}"
 
 
 def console_summary(

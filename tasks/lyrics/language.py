@@ -1,92 +1,96 @@
-"""Script and language of lyrics lines, and the language summary of a track.
+"""Language of lyrics lines and the language summary of a track.
 
-Script comes from Unicode ranges (ISO 15924 codes: Latn, Beng, Deva, Arab, ...). Language:
+Per script (ISO 15924, `tasks.lyrics.scripts`):
 
-- A word in a script used by one main language gets that language: Bengali script -> bn,
-  Devanagari -> hi, Arabic script -> ar (ur when the line has Urdu-only letters such as ے ٹ ڈ,
-  fa for Persian-only letters such as پ چ ژ گ without Urdu ones), Hangul -> ko, Thai -> th, ...
-  Scripts shared by many languages (Cyrillic, Han) give no language.
-- A Latin-script line is *not* assumed to be English. `identify_latin` scores the line for
-  English, Spanish, romanized Bangla ("Banglish"), romanized Hindi ("Hinglish") and romanized
-  Arabic ("Arabizi") with two deterministic signals:
+- A script used by one main language names it: Bengali script -> bn, Devanagari -> hi,
+  Tamil -> ta, Hangul -> ko, Hiragana/Katakana -> ja, Thai -> th, ... (`SCRIPT_LANGUAGE`).
+- Scripts shared by several languages ask py3langid's bundled model among that script's
+  languages (`tasks.lyrics.identifier`): Arabic script -> ar / fa / ur (Urdu-only letters such
+  as ے ٹ ڈ settle ur, Persian letters پ چ ژ گ rule Arabic out), Cyrillic -> ru / uk / bg / ...,
+  Chinese characters -> zh, or ja when the line has kana.
+- Latin script is not assumed to be English: `tasks.lyrics.latin_language.decide_latin` weighs
+  our romanized Bangla / Hindi / Arabic detector (lexicons and trigram profiles, the only thing
+  that knows them) against py3langid, which names French, German, Portuguese, Turkish, ...
 
-  1. function-word lexicons (`LATIN_LEXICONS`): each word found in k lexicons adds 1/k to each
-     of those languages, so shared words ("na", "ki", "me", "hoy", "tu") count for less;
-     English homographs of other languages' words ("son", "sin", "mere", "din", "path") are
-     in the English lexicon too, so they never count for one language alone. A word in no
-     lexicon may still show its language by its shape (`word_evidence`): English "-ing" and
-     contractions, Spanish "-ción/-mente/-idad" and accents (ñ á é í ó ú ¿ ¡), Arabizi digits
-     inside words ("3ala", "7abibi");
-  2. character-trigram profiles (add-one smoothed log-likelihood, turned into a posterior over
-     the five languages) built from the lexicons and the sample lines in `_PROFILE_SAMPLES`;
-     weighted by `NGRAM_WEIGHT` < 1 so they break ties and label lines without lexicon words,
-     but never outvote one exclusive lexicon word.
+Per word, the language is its script's language in the line, except that a Latin word whose
+lexicon evidence points to one of our languages alone keeps it (the English words of a Banglish
+line) unless the line is in a language py3langid named (French "mon" is not Bangla "mon").
 
-  A line with no evidence (only vocables like "oh", "la la la", or very short unknown words)
-  gets no language; `summarize_track` then gives it the track's dominant Latin language.
+Short lines are hard for every identifier, so the track decides what a line cannot
+(`summarize_track`): for each shared script, py3langid reads all of the track's text in that
+script, and when it is sure of a language that the line's own text does not rule out, the
+unsettled lines take it ("la vie en rose" alone could be anything; in a French song it is
+French). Lines with no evidence (vocables, very short unknown words) take the track's dominant
+Latin language.
 
-Per word, the language is the script's language, or for Latin words the language whose
-lexicon alone holds the word, or else the line's language. The track's `language_mix` is the
-share of words per language; the dominant language is the largest share; a track is
-code-mixed when two languages each hold at least `MEANINGFUL_SHARE` of the words, or when at
-least `MIXED_LINE_SHARE` of its lines are mixed (a line is mixed when a second language holds
-at least two of its words and a quarter of them). For a code-mixed track whose largest share
-is English, the dominant language is the other meaningful one: English is the usual embedded
-language of code-mixed lyrics ("ami tomake love kori" is a Bangla song).
+The track's `language_mix` is the share of words per language; the dominant language is the
+largest share; a track is code-mixed when two languages each hold at least `MEANINGFUL_SHARE`
+of the words, or when at least `MIXED_LINE_SHARE` of its lines are mixed (a line is mixed when
+a second language holds at least two of its words and a quarter of them). For a code-mixed
+track whose largest share is English, the dominant language is the other meaningful one:
+English is the usual embedded language of code-mixed lyrics ("ami tomake love kori" is a
+Bangla song).
 """
 
 from __future__ import annotations
 
-import math
-import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from functools import cache
+
+from tasks.lyrics.identifier import SCRIPT_CANDIDATES, best_language, rank_languages
+from tasks.lyrics.latin_language import (
+    LATIN_LANGUAGES,
+    LATIN_LEXICONS,
+    NGRAM_WEIGHT,
+    VOCABLES,
+    LatinGuess,
+    decide_latin,
+    identify_latin,
+    lexicon_languages,
+    word_evidence,
+)
+from tasks.lyrics.scripts import script_counts, script_of_char, script_of_text, words_of
+
+__all__ = [
+    "LATIN_LANGUAGES",
+    "LATIN_LEXICONS",
+    "MEANINGFUL_SHARE",
+    "MIXED_LINE_SHARE",
+    "NATIVE_SCRIPT",
+    "NGRAM_WEIGHT",
+    "SCRIPT_LANGUAGE",
+    "UNDETERMINED",
+    "VOCABLES",
+    "LatinGuess",
+    "LineLanguage",
+    "TrackLanguage",
+    "identify_latin",
+    "identify_line",
+    "lexicon_languages",
+    "script_counts",
+    "script_of_char",
+    "script_of_text",
+    "summarize_track",
+    "word_evidence",
+    "words_of",
+]
 
 UNDETERMINED = "und"
 """Line language when nothing identifies it (ISO 639-2 'undetermined')."""
 
 MEANINGFUL_SHARE = 0.2
 MIXED_LINE_SHARE = 0.25
-NGRAM_WEIGHT = 0.75
-
-# (first code point, last code point, ISO 15924 script)
-_SCRIPT_RANGES: tuple[tuple[int, int, str], ...] = (
-    (0x0041, 0x005A, "Latn"),
-    (0x0061, 0x007A, "Latn"),
-    (0x00C0, 0x024F, "Latn"),
-    (0x1E00, 0x1EFF, "Latn"),
-    (0x0370, 0x03FF, "Grek"),
-    (0x0400, 0x052F, "Cyrl"),
-    (0x0530, 0x058F, "Armn"),
-    (0x0590, 0x05FF, "Hebr"),
-    (0x0600, 0x06FF, "Arab"),
-    (0x0750, 0x077F, "Arab"),
-    (0x08A0, 0x08FF, "Arab"),
-    (0xFB50, 0xFDFF, "Arab"),
-    (0xFE70, 0xFEFF, "Arab"),
-    (0x0900, 0x097F, "Deva"),
-    (0xA8E0, 0xA8FF, "Deva"),
-    (0x0980, 0x09FF, "Beng"),
-    (0x0A00, 0x0A7F, "Guru"),
-    (0x0A80, 0x0AFF, "Gujr"),
-    (0x0B00, 0x0B7F, "Orya"),
-    (0x0B80, 0x0BFF, "Taml"),
-    (0x0C00, 0x0C7F, "Telu"),
-    (0x0C80, 0x0CFF, "Knda"),
-    (0x0D00, 0x0D7F, "Mlym"),
-    (0x0D80, 0x0DFF, "Sinh"),
-    (0x0E00, 0x0E7F, "Thai"),
-    (0x10A0, 0x10FF, "Geor"),
-    (0x1100, 0x11FF, "Hang"),
-    (0xAC00, 0xD7AF, "Hang"),
-    (0x3040, 0x309F, "Hira"),
-    (0x30A0, 0x30FF, "Kana"),
-    (0x4E00, 0x9FFF, "Hani"),
-    (0x3400, 0x4DBF, "Hani"),
-    (0x1200, 0x139F, "Ethi"),
-)
+SURE = 0.9
+"""py3langid probability at which a line's shared-script language is settled on its own."""
+TRACK_SURE = 0.8
+"""py3langid probability on a track's whole text in one script that lets it decide the lines
+that are not settled."""
+TRACK_LATIN_LINE_SHARE = 1 / 3
+"""Share of the track's Latin lines that must already carry the track's py3langid language
+before it overrules the others: long romanized Bangla or Hindi text fools py3langid into some
+confident look-alike, but its lines carry our lexicon languages, not that one."""
+NOT_RULED_OUT = 0.1
+"""Lowest probability the line's own text must give the track's language to take it."""
 
 SCRIPT_LANGUAGE: dict[str, str] = {
     "Beng": "bn",
@@ -110,300 +114,25 @@ SCRIPT_LANGUAGE: dict[str, str] = {
     "Kana": "ja",
     "Ethi": "am",
 }
-"""The language a word in each script is taken to be (scripts of one main language only)."""
+"""The language a word in each script is taken to be when nothing else tells (Arabic script:
+when py3langid finds no feature in the text)."""
 
 NATIVE_SCRIPT: dict[str, str] = {
     **{language: script for script, language in SCRIPT_LANGUAGE.items()},
+    **dict.fromkeys(SCRIPT_CANDIDATES["Cyrl"], "Cyrl"),
     "ur": "Arab",
     "fa": "Arab",
     "ja": "Jpan",
+    "zh": "Hani",
     "en": "Latn",
     "es": "Latn",
 }
-"""Each language's own script; a language written in Latin letters instead is 'romanized'."""
+"""Each language's own script; a language written in Latin letters instead is 'romanized'.
+Languages not listed (French, German, ...) are written in Latin letters."""
 
 _URDU_LETTERS = frozenset("ٹڈڑںےۓ")
 _PERSIAN_LETTERS = frozenset("پچژگ")
-
-
-def script_of_char(char: str) -> str | None:
-    """ISO 15924 code of one character's script, None for digits, punctuation and marks."""
-    code = ord(char)
-    for start, end, script in _SCRIPT_RANGES:
-        if start <= code <= end:
-            if script == "Latn" and not char.isalpha():
-                return None  # × ÷ sit in the Latin-1 range
-            return script
-    return None
-
-
-def script_counts(text: str) -> Counter[str]:
-    """Letters (and Indic vowel signs) per script in `text`."""
-    counts: Counter[str] = Counter()
-    for char in text:
-        script = script_of_char(char)
-        if script is not None and unicodedata.category(char)[0] in "LM":
-            counts[script] += 1
-    return counts
-
-
-def script_of_text(text: str) -> str | None:
-    """The script with the most letters in `text` (ties: first seen), None without letters."""
-    counts = script_counts(text)
-    return counts.most_common(1)[0][0] if counts else None
-
-
-# Word characters: \w misses combining marks, which Indic vowel signs and viramas and Arabic
-# harakat are, so those blocks are added; apostrophes and ZWJ/ZWNJ stay inside words.
-_WORD = re.compile(r"[\w\u0300-\u036f\u064b-\u065f\u0670\u0900-\u0dff\u200c\u200d'’]+")
-
-
-def words_of(text: str) -> list[str]:
-    """Words of `text`, keeping Indic vowel signs and viramas inside their word."""
-    words = []
-    for match in _WORD.finditer(text):
-        word = match.group(0).strip("'’_")
-        if word and any(c.isalpha() or unicodedata.category(c)[0] == "M" for c in word):
-            words.append(word)
-    return words
-
-
-# ---------------------------------------------------------------------------------------------
-# Latin-script language identification
-# ---------------------------------------------------------------------------------------------
-
-LATIN_LANGUAGES: tuple[str, ...] = ("en", "es", "bn", "hi", "ar")
-"""Languages `identify_latin` can return; bn, hi and ar here mean romanized text."""
-
-_VOCABLES_TEXT = """
-    oh ooh oooh ah aah ahh uh uhh hmm mm mmm yeah yea yeh hey ho whoa woah wo eh ay ayy
-    la na da doo dum ba ya yo
-"""
-VOCABLES = frozenset(_VOCABLES_TEXT.split())
-"""Singing syllables that say nothing about the language when a line holds nothing else."""
-
-_LEXICON_TEXT = {
-    "en": """
-        the a an and or but if of to in on at by for with from up down out into over about
-        through i i'm i'll i've i'd me my mine myself you you're you'll your yours he she his
-        her him it it's its we we're our us they they're their them this that these those
-        there here what when where why how who which is are am was were be been being do does
-        did don't doesn't didn't can can't could will won't would should have has had not no
-        yes all just so too never always ever again now then tonight night day love heart baby
-        feel know want need like go going gonna wanna gotta come say see take make let let's
-        get got give hold keep dance dream dreams fire light time life world sky rain sun home
-        away back only every forever together alone eyes mind soul girl boy tell still more
-        than one run stay fall falling cry sing song music beat rhythm free high low blue road
-        long way walk lost found leave gone cold warm true lie lies wild young old kiss touch
-        burn shine believe remember tomorrow yesterday moonlight stars star moon ocean river
-        sea wind summer winter dark darkness sweet tears smile hands arms nothing something
-        everything everybody somebody nobody tonight's ain't till until because while
-        heartbeat lonely broken feeling feelings waiting loving running dancing tired morning
-        evening sunshine rainbow city street streets midnight angel heaven forget forgive
-        wanted needed told know knew think thought chance another other better best
-        calling call worries worry miss missing fly flying goodbye hello sorry okay
-        son sin era solo path mile pal log mat par rang mere din ye sob pore ache gram dame
-        tan bole chai
-        """,
-    "es": """
-        el la los las un una unos unas y o que qué de del en con sin por para al mi mis tu tus
-        te me se le lo les nos yo tú él ella nosotros ellos es eres soy son estoy estás está
-        estar ser fue era no sí si pero como cómo cuando cuándo donde dónde porque siempre
-        nunca todo toda todos nada más mas muy ya aquí allí hoy mañana noche día amor corazón
-        corazon vida cielo sol luna mar fuego beso besos boca ojos alma quiero quieres amo
-        bailar baila bailando bailamos ven vamos voy dime contigo conmigo ti solo sola sueño
-        sueños tiempo mundo camino canción cantar mujer hombre niña vez otra otro tengo tienes
-        tiene puedo sé hasta desde entre sobre cada este esta eso esa bien mal así también
-        tanto tan siento vuelve volver dolor llorar lágrimas luz estrella estrellas mirada manos
-        piel calor fiesta ritmo loco loca bonita mío mía nuestro nuestra deja dejar quédate
-        olvidar recuerdo recuerdos besar mirar sentir tierra lluvia viento calle ciudad playa
-        madrugada corazones amigo amiga gente canta cantando quiere puede sabes sabe hacer
-        hace dame dale mientras aunque mejor nadie alguien juntos despacio perdón
-        """,
-    "bn": """
-        ami amar amake amay amra amader tumi tomar tomake tomay tomra tomader tui tor toke
-        apni apnar shey sey ora tara eta ota ei oi shei sei ki keno kothay kotha kothao kobe
-        kemon ke na nai nei achhe ache achi achho chilo chhilo hoy hobe holo hoyeche hoye kori
-        kore korbo koro koreche korechi bolo boli bole bolbo jabo jai jao jay jete eshe esho
-        ashbe asho dekhi dekho dekhe dekhechi bhalo bhalobashi bhalobasha bhalobasa bhalobese
-        bhalobeshe bhalobasi mon moner mone prem preme premer hridoy hridoye shopno swapno
-        shopne chokh chokhe chokher akash akashe nodi nodir brishti megh batash raat din
-        sondhya bhor shokal rater diner aaj aj kal ekhon tokhon jokhon abar shudhu sudhu shob
-        sob shobai kichu kono keu jodi tobu tobe kintu ar aar ebong theke diye niye jonno moto
-        sathe shathe kache dure priyo priya bondhu gaan gaan sur chai chaina pari parbo jani
-        janina bujhi bujhina thako thakbo thaki eka ekla shona sona jibon jiboner pothe pathe
-        ghor bari maa hashi kanna kande kadi chole cholo choli dao dite nite phire re je
-        amio tumio shudhui sathi shonar sonar bangla banglar matir mati alo andhar dhaka
-        gram shohor hawa haoa jhor phool phul pakhi chand tara mone pore bhule bhulo ashe
-        shono shuno gan poth pother sotti shotti sotyo adhar amaro tomaro nao tomai
-        """,
-    "hi": """
-        main mein mai mujhe mujhko mera meri mere hum humko hame hamein humara hamara hamari
-        tum tumhe tumhein tumko tumse tumhara tumhari tera teri tere tu tujhe tujhko tujhse
-        aap aapka aapki woh wo yeh ye vo koi kuch kaun kya kyun kyon kaise kahan kab jab tab
-        ab abhi kabhi sab sabhi bhi hai hain hoon hun ho tha thi hota hoti hote hoga hogi raha
-        rahi rahe gaya gayi gaye diya kiya liya karna karo karta karti karte kar kehna kaha
-        kehta dekha dekho dekhna jaana jana jao aana aaja aao chal chalo chale ruk ruko sun
-        suno bolo nahi nahin na mat haan pyaar pyar ishq mohabbat dil dilon jaan jaanam sanam
-        yaar yaara dost dard zindagi jeevan duniya zamana khuda rab aankhen aankhon nazar
-        nazrein chehra baatein baat raat din subah shaam sapna sapne khwab chaand chand taare
-        sitare aasman aasmaan hawa baarish barsaat saath sath pal lamha waqt dhadkan tanha
-        akela pehli pehla phir fir aur lekin magar par bas sirf ke ka ki ko se pe liye wala
-        wali apna apni apne khushi gham aansu yaad yaadein intezaar milna mile mila milke
-        jeena marna tak saare sari pyaari dilbar mehboob junoon rang naach gaana geet dhun
-        hoke bina tere mere sapnon kahin wahi yahi dilon raaton baaton
-        """,
-    "ar": """
-        ana enta enti inta inti anta anti habibi habibti habib albi qalbi ya wa fi min ala
-        3ala kol kull ahebak ahebek bahebak bahebek hob hubb hayati omri 3omri leil leila
-        el al layla ainy aini 3eyoon oyoun inshallah wallah yalla shou eh mesh mish lesh leh ma3
-        ma3ak ma3aya hal ahlan marhaba salam shams amar nour noor bahr sahar dunya qamar
-        """,
-}
-
-LATIN_LEXICONS: dict[str, frozenset[str]] = {
-    language: frozenset(text.split()) for language, text in _LEXICON_TEXT.items()
-}
-"""Function and common lyric words per Latin-script language (lower case, accents kept)."""
-
-_PROFILE_SAMPLES = {
-    "en": """i will love you till the end of time, hold me close and never let me go.
-        we were dancing in the summer rain, the night is young and so are we.
-        every heartbeat brings me back to you, the stars are shining on the open road""",
-    "es": """te quiero con todo mi corazón, bailamos esta noche bajo la luna.
-        eres la luz de mi vida, nunca me dejes sola en la oscuridad.
-        vamos a la playa, el sol y el mar, contigo quiero estar""",
-    "bn": """ami tomake bhalobashi, tumi amar praner manush.
-        akash bhora surjo tara, bishwe bhora pran, tahari majhkhane ami peyechi mor sthan.
-        keno eto dure thako, ekbar kache esho, amar mon shudhu tomake khoje""",
-    "hi": """main tumse pyaar karta hoon, tere bina jeena nahi.
-        dil kya kare jab kisi se kisi ko pyaar ho jaaye.
-        teri aankhon mein sapne hain, chal saath chalein hum kahin""",
-    "ar": """habibi ya nour el ain, inta albi w omri.
-        ana bahebak ya habibi, ya leil ya 3ein.
-        enta omri, wallah ma3ak ya hayati""",
-}
-
-_SPANISH_MARKS = frozenset("ñáéíóúü¿¡")
-_ARABIZI_DIGITS = re.compile(r"[a-z][2375]|[2375][a-z]")
-_ENGLISH_SHAPES = re.compile(r"^[a-z]{2,}ing$|^[a-z]+n't$|^[a-z]+'(?:s|re|ve|ll|d|m)$")
-_SPANISH_SHAPES = re.compile(r"^[a-z]{3,}(?:ción|mente|idad)$")
-
-
-@cache
-def _trigram_profiles() -> dict[str, tuple[dict[str, float], float]]:
-    """Per language: trigram -> log-probability (add-one smoothed), and the unseen log-prob."""
-    profiles = {}
-    vocabulary: set[str] = set()
-    counts_by_language = {}
-    for language in LATIN_LANGUAGES:
-        text = " ".join(sorted(LATIN_LEXICONS[language])) + " " + _PROFILE_SAMPLES[language]
-        counts: Counter[str] = Counter()
-        for word in words_of(text.lower()):
-            padded = f" {word} "
-            counts.update(padded[i : i + 3] for i in range(len(padded) - 2))
-        counts_by_language[language] = counts
-        vocabulary.update(counts)
-    size = len(vocabulary) + 1
-    for language, counts in counts_by_language.items():
-        total = sum(counts.values()) + size
-        profiles[language] = (
-            {gram: math.log((n + 1) / total) for gram, n in counts.items()},
-            math.log(1 / total),
-        )
-    return profiles
-
-
-def _ngram_posterior(words: list[str]) -> dict[str, float]:
-    """Posterior over `LATIN_LANGUAGES` from character trigrams (uniform prior), per-trigram
-    averaged so long lines do not become overconfident."""
-    grams = []
-    for word in words:
-        padded = f" {word} "
-        grams.extend(padded[i : i + 3] for i in range(len(padded) - 2))
-    if not grams:
-        return dict.fromkeys(LATIN_LANGUAGES, 1 / len(LATIN_LANGUAGES))
-    profiles = _trigram_profiles()
-    mean_log = {}
-    for language, (logprob, unseen) in profiles.items():
-        mean_log[language] = sum(logprob.get(g, unseen) for g in grams) / len(grams)
-    # Sharpen by the number of words: more text, more certainty (capped).
-    scale = min(len(words), 6) * 2.0
-    top = max(mean_log.values())
-    weights = {k: math.exp(scale * (v - top)) for k, v in mean_log.items()}
-    norm = sum(weights.values())
-    return {k: w / norm for k, w in weights.items()}
-
-
-def lexicon_languages(word: str) -> tuple[str, ...]:
-    """Latin languages whose lexicon holds `word` (lower-cased), in `LATIN_LANGUAGES` order."""
-    word = word.lower().replace("’", "'")
-    return tuple(lang for lang in LATIN_LANGUAGES if word in LATIN_LEXICONS[lang])
-
-
-def word_evidence(word: str) -> tuple[str, ...]:
-    """Latin languages a single word points to: its lexicons, else its shape (English -ing and
-    contractions, Spanish -ción/-mente/-idad or accents, Arabizi digits), else none."""
-    word = word.lower().replace("’", "'")
-    languages = lexicon_languages(word)
-    if languages:
-        return languages
-    if _ENGLISH_SHAPES.match(word):
-        return ("en",)
-    if _SPANISH_SHAPES.match(word) or any(c in _SPANISH_MARKS for c in word):
-        return ("es",)
-    if _ARABIZI_DIGITS.search(word):
-        return ("ar",)
-    return ()
-
-
-@dataclass(frozen=True)
-class LatinGuess:
-    """Result of `identify_latin`: the language (None without evidence) and every score."""
-
-    language: str | None
-    scores: dict[str, float]
-    lexicon_hits: int
-
-
-def _is_vocable_line(words: list[str]) -> bool:
-    lowered = [w.lower() for w in words]
-    if all(w in VOCABLES for w in lowered):
-        return True
-    # "na na na", "lalala": one short syllable repeated is singing, not language.
-    return len(set(lowered)) == 1 and len(lowered) >= 2 and len(lowered[0]) <= 3
-
-
-def identify_latin(words: list[str]) -> LatinGuess:
-    """Language of a run of Latin-script words (see the module docstring for the method).
-
-    Returns `LatinGuess(language=None, ...)` when the words hold no evidence: only vocables,
-    or no lexicon word and an n-gram posterior below 0.5.
-    """
-    lowered = [w.lower().replace("’", "'") for w in words]
-    scores = dict.fromkeys(LATIN_LANGUAGES, 0.0)
-    if not lowered or _is_vocable_line(lowered):
-        return LatinGuess(None, scores, 0)
-    hits = 0
-    for word in lowered:
-        languages = word_evidence(word)
-        if languages:
-            hits += 1
-            for language in languages:
-                scores[language] += 1 / len(languages)
-    content = [w for w in lowered if w not in VOCABLES]
-    posterior = _ngram_posterior(content)
-    for language, p in posterior.items():
-        scores[language] += NGRAM_WEIGHT * p
-    best = max(LATIN_LANGUAGES, key=lambda lang: scores[lang])
-    if hits == 0 and posterior[best] < 0.5:
-        return LatinGuess(None, scores, 0)
-    return LatinGuess(best, scores, hits)
-
-
-# ---------------------------------------------------------------------------------------------
-# Lines and tracks
-# ---------------------------------------------------------------------------------------------
+_SHARED_SCRIPTS = ("Latn", "Arab", "Cyrl", "Hani")
 
 
 @dataclass(frozen=True)
@@ -412,7 +141,10 @@ class LineLanguage:
 
     `language` is an ISO 639-1 code or None (no evidence); `word_languages` has one entry per
     word of `words_of(line)` (None for words of unknown language); `mixed` is True when a
-    second language holds at least two words and a quarter of the line.
+    second language holds at least two words and a quarter of the line; `unsettled_scripts`
+    are the shared scripts (Latn, Arab, Cyrl, Hani) whose words' language the line alone could
+    not settle, which `summarize_track` may decide from the whole track; `script_languages`
+    pairs each shared script of the line with the language decided for its words.
     """
 
     language: str | None
@@ -421,61 +153,150 @@ class LineLanguage:
     word_scripts: tuple[str | None, ...]
     word_languages: tuple[str | None, ...]
     mixed: bool
+    script_languages: tuple[tuple[str, str | None], ...] = ()
+    unsettled_scripts: tuple[str, ...] = ()
 
 
-def _arabic_script_language(line: str) -> str:
-    letters = set(line)
-    if letters & _URDU_LETTERS:
-        return "ur"
-    if letters & _PERSIAN_LETTERS:
-        return "fa"
-    return "ar"
+def _text_in(script: str, words: tuple[str, ...], scripts: tuple[str | None, ...]) -> str:
+    return " ".join(w for w, s in zip(words, scripts, strict=True) if s == script)
 
 
-def identify_line(line: str) -> LineLanguage:
-    """Script and language of one (normalized) lyrics line, and of each of its words."""
-    words = words_of(line)
-    scripts = [script_of_text(w) for w in words]
-    latin_words = [w for w, s in zip(words, scripts, strict=True) if s == "Latn"]
-    latin = identify_latin(latin_words) if latin_words else LatinGuess(None, {}, 0)
-    arabic = _arabic_script_language(line) if "Arab" in scripts else "ar"
+def _shared_script_language(
+    script: str, text: str, line_scripts: set[str | None]
+) -> tuple[str | None, bool]:
+    """(language, settled) of the words of one shared non-Latin script in a line."""
+    if script == "Hani" and line_scripts & {"Hira", "Kana"}:
+        return "ja", True  # kana: Japanese, whose kanji are these characters
+    if script == "Arab":
+        letters = set(text)
+        if letters & _URDU_LETTERS:
+            return "ur", True
+        candidates = ("fa", "ur") if letters & _PERSIAN_LETTERS else SCRIPT_CANDIDATES["Arab"]
+        ranking = rank_languages(text, candidates)
+        if not ranking:
+            return ("fa" if letters & _PERSIAN_LETTERS else "ar"), False
+        language, probability = next(iter(ranking.items()))
+        return language, probability >= SURE
+    language, probability = best_language(text, script)
+    return language, probability >= SURE
 
-    word_languages: list[str | None] = []
+
+def _word_languages(
+    words: tuple[str, ...],
+    scripts: tuple[str | None, ...],
+    script_languages: dict[str, str | None],
+) -> list[str | None]:
+    """Each word's language: its script's language in the line; a Latin word whose own evidence
+    points to one of our languages alone keeps it, unless py3langid named the line's Latin
+    language (then that evidence is a coincidence of spelling)."""
+    latin = script_languages.get("Latn")
+    ours = latin is None or latin in LATIN_LANGUAGES
+    languages: list[str | None] = []
     for word, script in zip(words, scripts, strict=True):
         if script == "Latn":
             own = word_evidence(word)
-            if len(own) == 1 and word.lower() not in VOCABLES:
-                word_languages.append(own[0])
-            else:
-                word_languages.append(latin.language)
-        elif script == "Arab":
-            word_languages.append(arabic)
+            keep = ours and len(own) == 1 and word.lower() not in VOCABLES
+            languages.append(own[0] if keep else latin)
+        elif script in script_languages:
+            languages.append(script_languages[script])
         else:
-            word_languages.append(SCRIPT_LANGUAGE.get(script or ""))
+            languages.append(SCRIPT_LANGUAGE.get(script or ""))
+    return languages
 
+
+def _line_result(
+    line: str,
+    words: tuple[str, ...],
+    scripts: tuple[str | None, ...],
+    script_languages: dict[str, str | None],
+    unsettled: tuple[str, ...],
+) -> LineLanguage:
+    word_languages = _word_languages(words, scripts, script_languages)
+    latin = script_languages.get("Latn")
     counts = Counter(lang for lang in word_languages if lang is not None)
-    if latin_words and latin.language is None and not (set(scripts) - {"Latn", None}):
+    if "Latn" in scripts and latin is None and not (set(scripts) - {"Latn", None}):
         language = None  # only vocables or unknown Latin words: let the track decide
     elif counts:
-        # Ties go to the line's own Latin guess, else to the first language seen.
+        # Ties go to the line's own Latin language, else to the first language seen.
         ranked = sorted(
             counts,
-            key=lambda lang: (-counts[lang], lang != latin.language, word_languages.index(lang)),
+            key=lambda lang: (-counts[lang], lang != latin, word_languages.index(lang)),
         )
         language = ranked[0]
     else:
         language = None
     known = sum(counts.values())
     second = counts.most_common(2)[1][1] if len(counts) >= 2 else 0
-    mixed = second >= 2 and second >= 0.25 * known
     return LineLanguage(
         language=language,
         script=script_of_text(line),
-        words=tuple(words),
-        word_scripts=tuple(scripts),
+        words=words,
+        word_scripts=scripts,
         word_languages=tuple(word_languages),
-        mixed=mixed,
+        mixed=second >= 2 and second >= 0.25 * known,
+        script_languages=tuple(script_languages.items()),
+        unsettled_scripts=unsettled,
     )
+
+
+def identify_line(line: str) -> LineLanguage:
+    """Script and language of one (normalized) lyrics line, and of each of its words."""
+    words = tuple(words_of(line))
+    scripts = tuple(script_of_text(w) for w in words)
+    script_languages: dict[str, str | None] = {}
+    unsettled: list[str] = []
+    for script in dict.fromkeys(s for s in scripts if s in _SHARED_SCRIPTS):
+        if script == "Latn":
+            decision = decide_latin([w for w, s in zip(words, scripts, strict=True) if s == script])
+            language, settled = decision.language, decision.settled
+        else:
+            language, settled = _shared_script_language(
+                script, _text_in(script, words, scripts), set(scripts)
+            )
+        script_languages[script] = language
+        if not settled:
+            unsettled.append(script)
+    return _line_result(line, words, scripts, script_languages, tuple(unsettled))
+
+
+def _settle_from_track(lines: list[str], analyses: list[LineLanguage]) -> list[LineLanguage]:
+    """For each shared script, the unsettled lines take the language py3langid is sure of on
+    the track's whole text in that script, when their own text does not rule it out."""
+    analyses = list(analyses)
+    for script in _SHARED_SCRIPTS:
+        open_rows = [i for i, a in enumerate(analyses) if script in a.unsettled_scripts]
+        if not open_rows:
+            continue
+        rows = [i for i, a in enumerate(analyses) if script in a.word_scripts]
+        text = " ".join(_text_in(script, analyses[i].words, analyses[i].word_scripts) for i in rows)
+        track_language, probability = best_language(text, script)
+        if track_language is None or probability < TRACK_SURE:
+            continue
+        if script == "Latn":
+            carrying = sum(
+                dict(analyses[i].script_languages).get(script) == track_language for i in rows
+            )
+            if carrying < TRACK_LATIN_LINE_SHARE * len(rows):
+                continue
+        candidates = SCRIPT_CANDIDATES[script]
+        for i in open_rows:
+            analysis = analyses[i]
+            script_languages = dict(analysis.script_languages)
+            current = script_languages.get(script)
+            if current is None or current == track_language:
+                continue
+            own_text = _text_in(script, analysis.words, analysis.word_scripts)
+            if rank_languages(own_text, candidates).get(track_language, 0.0) < NOT_RULED_OUT:
+                continue
+            script_languages[script] = track_language
+            analyses[i] = _line_result(
+                lines[i],
+                analysis.words,
+                analysis.word_scripts,
+                script_languages,
+                tuple(s for s in analysis.unsettled_scripts if s != script),
+            )
+    return analyses
 
 
 @dataclass(frozen=True)
@@ -500,10 +321,12 @@ class TrackLanguage:
 def summarize_track(lines: list[str]) -> TrackLanguage:
     """Per-line languages and the track-level language, script, mix and code-mixed flag.
 
-    Lines without evidence take the dominant language of the track's other Latin lines (or of
-    the whole track); words of unknown language in them count for that language too.
+    Lines that could not settle their language alone take the one py3langid is sure of on the
+    track's text in their script (module docstring); lines without evidence take the dominant
+    language of the track's other Latin lines (or of the whole track); words of unknown
+    language in them count for that language too.
     """
-    analyses = [identify_line(line) for line in lines]
+    analyses = _settle_from_track(lines, [identify_line(line) for line in lines])
     known: Counter[str] = Counter()
     known_latin: Counter[str] = Counter()
     for analysis in analyses:

@@ -12,6 +12,12 @@ Methods, in order of certainty (`PAIR_METHODS`):
    "আমার সোনার বাংলা.txt" scores 100 against the title "Amar Sonar Bangla". Only tried when no
    exact method applies.
 
+   Arabic script writes no short vowels, so its romanization ("حبيبي" -> "hbyby") is far from
+   the Latin spelling ("Habibi"). Where either side of a comparison is in Arabic script (Arabic,
+   Persian, Urdu), the score is the better of the phonetic-key comparison and a comparison of
+   `consonant_skeleton`s: both sides reduced to classes of consonants, without vowels, so
+   "حبيبي" and "Habibi" are both "hbb", "قلبي" and "Qalbi" both "klb".
+
 Every pair records its method and score (100 for exact methods). A fuzzy candidate is
 accepted only when its score is at least `min_score` and beats the runner-up by more than
 `ambiguity_margin`; otherwise the document is left unpaired ("low_score" or "ambiguous") with
@@ -29,6 +35,9 @@ files <= 59.
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz, process
 
 from tasks.lyrics.romanize import phonetic_key
+from tasks.lyrics.scripts import script_counts
 from tasks.lyrics.sources import LyricsDocument, resolve_lyrics_path, split_artist_title
 
 PAIR_METHODS: tuple[str, ...] = ("manifest", "track_id", "file_stem", "fuzzy")
@@ -143,30 +153,133 @@ def _document_names(document: LyricsDocument) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _fuzzy_scores(
-    documents: list[LyricsDocument], indices: list[int], tracks: pl.DataFrame
+# Arabic-script letters -> consonant classes (upper case, so the Latin pass leaves them alone).
+# Letters that also write vowels (ا و ي ى ی ے), hamza and its seats, ain and ta marbuta have
+# no class: Latin spellings write them as vowels, apostrophes, "3" or not at all. They become a
+# vowel placeholder so that the consonants around them stay two ("حبيب" is "hbb", not "hb").
+_ARABIC_CLASSES = {
+    **dict.fromkeys("اأإآٱءؤئويىیےۓةۃع", "a"),
+    **dict.fromkeys("بپ", "B"),
+    **dict.fromkeys("تطثٹ", "T"),
+    **dict.fromkeys("جژزغگ", "J"),
+    "چ": "C",
+    **dict.fromkeys("حهہ", "H"),
+    **dict.fromkeys("خقكک", "K"),
+    **dict.fromkeys("دذضظڈ", "D"),
+    **dict.fromkeys("رڑ", "R"),
+    **dict.fromkeys("سصش", "S"),
+    **dict.fromkeys("فڤ", "F"),
+    "ل": "L",
+    "م": "M",
+    **dict.fromkeys("نں", "N"),
+}
+# Latin spellings -> the same classes, digraphs first. g, j and z share a class because Arabic
+# names are romanized through dialects that disagree on them (Egyptian ج is "g", Persian ژ
+# "zh"); k, q, c, kh share one because ق and خ are "k" in many of them. Arabizi digits inside
+# words stand for letters (7 = ح, 5 = خ, 9 = ق, 6 = ط; 3 = ع and 2 = ء have no class).
+_LATIN_CLASSES = (
+    ("tch", "C"),
+    ("sch", "S"),
+    ("kh", "K"),
+    ("gh", "J"),
+    ("sh", "S"),
+    ("ch", "C"),
+    ("th", "T"),
+    ("dh", "D"),
+    ("zh", "J"),
+    ("ph", "F"),
+    ("ck", "K"),
+    ("x", "KS"),
+    *(
+        (letter, cls)
+        for cls, letters in {"B": "bp", "T": "t", "D": "d", "J": "gjz"}.items()
+        for letter in letters
+    ),
+    *(
+        (letter, cls)
+        for cls, letters in {"K": "kqc", "S": "s", "F": "fv", "H": "h"}.items()
+        for letter in letters
+    ),
+    *((letter, letter.upper()) for letter in "lmnr"),
+    *(("7", "H"), ("5", "K"), ("9", "K"), ("6", "T")),
+)
+_DOUBLED = re.compile(r"(.)\1+")
+
+
+def consonant_skeleton(text: str) -> str:
+    """The consonants of a name as classes, one lower-case letter per sound, words separated by
+    spaces: what an Arabic-script spelling and a Latin one still share.
+
+    Vowels, w and y (they write vowels as often as consonants), ain, hamza, diacritics and
+    doubled letters are dropped, similar consonants folded (see `_LATIN_CLASSES`), and a
+    word-final h too (Persian and Arabic ه often ends a word on a vowel). "حبيبي" and "Habibi"
+    give "hbb", "عمرو دياب" and "Amr Diab" give "mr db", "زندگی" and "Zindagi" "jndj".
+    """
+    words = []
+    for word in re.split(r"[^\w]+", unicodedata.normalize("NFC", text).lower()):
+        if word.isdecimal():
+            words.append(str(int(word)))  # a number ("Track 2", "٢") is kept as one
+            continue
+        word = "".join(_ARABIC_CLASSES.get(char, char) for char in word)
+        for source, target in _LATIN_CLASSES:
+            word = word.replace(source, target)
+        # Doubled letters fold before the vowels go: "Tamally" has one l, "Habibi" two b's.
+        word = "".join(c for c in _DOUBLED.sub(r"\1", word) if c.isupper())
+        word = word.removesuffix("H") if len(word) > 1 else word
+        if word:
+            words.append(word.lower())
+    return " ".join(words)
+
+
+def _has_arabic_script(text: str | None) -> bool:
+    return bool(text) and script_counts(text)["Arab"] > 0
+
+
+def _key_scores(
+    queries: list[tuple[str, str]], tracks: list[tuple[str, str]], key: Callable[[str], str]
 ) -> np.ndarray:
-    """Scores (len(indices), n_tracks), 0-100: the best of the full-name comparison and, for
-    documents that give only a title, the title-only comparison."""
-    track_full = [
-        phonetic_key(_track_name(a, t))
-        for a, t in zip(tracks["artist"].to_list(), tracks["title"].to_list(), strict=True)
-    ]
-    track_title = [phonetic_key(t or "") for t in tracks["title"].to_list()]
-    queries_full, queries_title = [], []
-    for index in indices:
-        artist, title = _document_names(documents[index])
-        queries_full.append(phonetic_key(_track_name(artist, title)))
-        queries_title.append(phonetic_key(title or "") if artist is None else "")
+    """Scores (n_queries, n_tracks), 0-100: the best of the full-name comparison and, for
+    queries that give only a title (empty second item), the title-only one, under `key`."""
     full = process.cdist(
-        queries_full, track_full, scorer=fuzz.token_sort_ratio, dtype=np.float32, workers=1
+        [key(name) for name, _ in queries],
+        [key(name) for name, _ in tracks],
+        scorer=fuzz.token_sort_ratio,
+        dtype=np.float32,
+        workers=1,
     )
     title_only = process.cdist(
-        queries_title, track_title, scorer=fuzz.token_sort_ratio, dtype=np.float32, workers=1
+        [key(title) if title else "" for _, title in queries],
+        [key(title) for _, title in tracks],
+        scorer=fuzz.token_sort_ratio,
+        dtype=np.float32,
+        workers=1,
     )
     # An empty key on either side scores 0 in rapidfuzz already; a title-only query is empty
     # for documents that name an artist, so this maximum only helps title-only documents.
     return np.maximum(full, title_only)
+
+
+def _fuzzy_scores(
+    documents: list[LyricsDocument], indices: list[int], tracks: pl.DataFrame
+) -> np.ndarray:
+    """Scores (len(indices), n_tracks), 0-100: phonetic keys everywhere, and the better of that
+    and the consonant skeletons where the document's or the track's name is in Arabic script."""
+    track_names = [
+        (_track_name(a, t), t or "")
+        for a, t in zip(tracks["artist"].to_list(), tracks["title"].to_list(), strict=True)
+    ]
+    queries = []
+    for index in indices:
+        artist, title = _document_names(documents[index])
+        queries.append((_track_name(artist, title), (title or "") if artist is None else ""))
+    scores = _key_scores(queries, track_names, phonetic_key)
+    arabic_queries = np.array([_has_arabic_script(name) for name, _ in queries])
+    arabic_tracks = np.array([_has_arabic_script(name) for name, _ in track_names])
+    if arabic_queries.any() or arabic_tracks.any():
+        skeletons = _key_scores(queries, track_names, consonant_skeleton)
+        use = arabic_queries[:, None] | arabic_tracks[None, :]
+        scores = np.where(use, np.maximum(scores, skeletons), scores)
+    return scores
 
 
 @dataclass(frozen=True)

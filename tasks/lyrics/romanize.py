@@ -292,3 +292,48 @@ def phonetic_key(text: str) -> str:
             word = word.replace(source, target)
         words.append(_REPEATS.sub(r"\1", word))
     return " ".join(words)
+
+
+# ---------------------------------------------------------------------------------------------
+# Romanized -> native script (an input view for the multilingual encoders)
+# ---------------------------------------------------------------------------------------------
+
+# Everyday Banglish/Hinglish spelling -> ITRANS, which sanscript reads. "aa", "ee", "oo" are the
+# long vowels. Banglish writes the inherent vowel "o", so its "a" is mostly আ (long); Hindi's
+# word-final "a" is mostly आ (karta = करता), inside a word the inherent vowel.
+_ITRANS_LONG = [("aa", "A"), ("ee", "I"), ("oo", "U")]
+_HINDI_FINAL_A = re.compile(r"a\b")
+_FINAL_VIRAMA = re.compile("[\u09cd\u094d](?=[\\s,.!?;:'\"]|$)")
+NATIVE_SCRIPT = {"bn": "Beng", "hi": "Deva"}
+
+
+def to_native_script(text: str, script: str) -> str:
+    """A rough Bengali ("Beng") or Devanagari ("Deva") spelling of romanized `text`.
+
+    Not a faithful transliteration (informal romanization is ambiguous: "sh" is শ or স, "o" is
+    the inherent vowel or ো); it only has to put the words in the script the encoder learned
+    them in. Word-final viramas are dropped, as both scripts write them.
+    """
+    scheme = {"Beng": sanscript.BENGALI, "Deva": sanscript.DEVANAGARI}[script]
+    latin = unicodedata.normalize("NFC", text).lower()
+    for source, target in _ITRANS_LONG:
+        latin = latin.replace(source, target)
+    latin = latin.replace("a", "A") if script == "Beng" else _HINDI_FINAL_A.sub("A", latin)
+    return _FINAL_VIRAMA.sub("", sanscript.transliterate(latin, sanscript.ITRANS, scheme))
+
+
+def native_script_view(text: str, line_languages: list[str] | None) -> str:
+    """`text` with each Latin-script line of Bangla or Hindi (per `line_languages`, one per
+    line) written in its native script; other lines as they are. `text` itself when no line
+    changes (or the languages do not match the lines)."""
+    lines = text.split("\n")
+    if not line_languages or len(line_languages) != len(lines):
+        return text
+    out = []
+    for line, language in zip(lines, line_languages, strict=True):
+        native = NATIVE_SCRIPT.get(language or "")
+        if native and line.strip() and script_of_text(line) == "Latn":
+            out.append(to_native_script(line, native))
+        else:
+            out.append(line)
+    return "\n".join(out)

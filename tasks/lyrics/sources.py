@@ -8,11 +8,18 @@ Without an explicit `--lyrics` path, `discover_lyrics_sources` looks in the data
 `lyrics/` folder and for lyrics columns (`lyrics`, `lyrics_text`, `lyrics_path`) in
 `metadata.csv`/`manifest.csv` (or their .parquet), and takes the `lyrics_path` the ingest
 copied into `tracks.parquet`. An explicit path replaces all of that.
+
+Reading is bounded and confined (`SourceSettings`): a path named in a table resolves under the
+table's folder (the collection's for `tracks.parquet`) unless outside paths are allowed, so a
+manifest cannot make us copy `/etc/passwd` into `lyrics.parquet`; only regular files are read,
+and at most `max_lyrics_bytes` of each (the rest is cut, with a note).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +27,18 @@ from pathlib import Path
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from tasks.audio.discovery import SourceSettings
 from tasks.core.errors import UserInputError
+from tasks.core.hashing import file_sha256, open_regular_file
+from tasks.core.progress import run_logger_or
 
 LYRICS_FILE_SUFFIXES = (".txt", ".lrc")
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 TEXT_COLUMNS = ("lyrics", "lyrics_text", "text")
 PATH_COLUMNS = ("lyrics_path", "lyrics_file")
 MANIFEST_NAMES = ("metadata.csv", "metadata.parquet", "manifest.csv", "manifest.parquet")
+DEFAULT_SETTINGS = SourceSettings()
+_log = logging.getLogger(__name__)
 
 
 class LyricsSourceError(UserInputError):
@@ -39,7 +51,8 @@ class LyricsDocument:
 
     `source` identifies it in reports and in `lyrics.parquet`: the absolute file path, or
     `<table path>#row=<n>` (0-based) for text held in a table cell. `line_times_s` has one entry
-    per line: the LRC time in seconds, or None (plain text).
+    per line: the LRC time in seconds, or None (plain text). `note` says what was done to the
+    text on reading (cut at the size limit) or why a row's file was not read (no lines then).
     """
 
     source: str
@@ -50,6 +63,7 @@ class LyricsDocument:
     title: str | None = None
     artist: str | None = None
     tags: dict[str, str] = field(default_factory=dict, compare=False)
+    note: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,16 +126,58 @@ def parse_lyrics_text(text: str) -> tuple[list[str], list[float | None], dict[st
     return lines, times, tags
 
 
-def read_text_file(path: Path) -> str:
-    """A lyrics file as text: UTF-8 (BOM allowed), UTF-16 with BOM, else UTF-8 with
-    undecodable bytes replaced (a stray byte must not lose a whole song)."""
-    data = path.read_bytes()
+def _decode(data: bytes, cut: bool) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        return data[: len(data) - len(data) % 2].decode("utf-16", errors="replace")
     try:
         return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as error:
+        if cut and error.start >= len(data) - 3:  # the cut fell inside one character
+            return data[: error.start].decode("utf-8-sig", errors="replace")
         return data.decode("utf-8", errors="replace")
+
+
+def cut_text(text: str, max_bytes: int, size: int | None = None) -> tuple[str, str | None]:
+    """(`text` cut to at most `max_bytes` bytes of UTF-8 at a line end, the note saying so), or
+    (`text`, None) when it fits. `size`: the whole source's size in bytes, for the note."""
+    encoded = text.encode()
+    if len(encoded) <= max_bytes and size is None:
+        return text, None
+    kept = encoded[:max_bytes].decode("utf-8", errors="ignore")
+    if "\n" in kept:
+        kept = kept[: kept.rfind("\n")]
+    whole = size if size is not None else len(encoded)
+    return kept, (
+        f"lyrics cut to the first {len(kept.encode())} bytes of {whole} "
+        f"(max_lyrics_bytes is {max_bytes})"
+    )
+
+
+def read_text_file(path: Path, *, max_bytes: int = DEFAULT_SETTINGS.max_lyrics_bytes) -> str:
+    """A lyrics file as text (`read_bounded_text` without the note)."""
+    return read_bounded_text(path, max_bytes=max_bytes)[0]
+
+
+def read_bounded_text(
+    path: Path, *, max_bytes: int = DEFAULT_SETTINGS.max_lyrics_bytes
+) -> tuple[str, str | None]:
+    """(text, note) of a lyrics file: UTF-8 (BOM allowed), UTF-16 with BOM, else UTF-8 with
+    undecodable bytes replaced (a stray byte must not lose a whole song).
+
+    At most `max_bytes + 1` bytes are read: a longer file is cut at its last line end within
+    the limit, and the note says so (None otherwise). Memory stays bounded whatever the size.
+
+    Raises:
+        OSError: missing, unreadable or not a regular file (a FIFO is never read).
+    """
+    with open(open_regular_file(path), "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(max_bytes + 1)
+    cut = len(data) > max_bytes
+    text = _decode(data[:max_bytes] if cut else data, cut)
+    if not cut:
+        return text, None
+    return cut_text(text, max_bytes, size=max(size, len(data)))
 
 
 def split_artist_title(stem: str) -> tuple[str | None, str]:
@@ -133,13 +189,23 @@ def split_artist_title(stem: str) -> tuple[str | None, str]:
     return None, stem.replace("_", " ").strip()
 
 
-def read_lyrics_file(path: str | Path) -> LyricsDocument:
-    """One .txt or .lrc file as a document (title/artist from LRC tags when present)."""
+def read_lyrics_file(
+    path: str | Path, *, max_bytes: int = DEFAULT_SETTINGS.max_lyrics_bytes
+) -> LyricsDocument:
+    """One .txt or .lrc file as a document (title/artist from LRC tags when present), its text
+    cut to `max_bytes` (`read_bounded_text`).
+
+    Raises:
+        LyricsSourceError: the file cannot be read or is not a regular file.
+    """
     path = Path(path).expanduser().resolve()
     try:
-        text = read_text_file(path)
+        text, note = read_bounded_text(path, max_bytes=max_bytes)
     except OSError as error:
-        raise LyricsSourceError(f"cannot read lyrics file {path}: {error.strerror}") from error
+        reason = error.strerror or str(error)
+        raise LyricsSourceError(f"cannot read lyrics file {path}: {reason}") from error
+    if note:
+        run_logger_or(_log).warning("%s: %s", path, note)
     lines, times, tags = parse_lyrics_text(text)
     return LyricsDocument(
         source=str(path),
@@ -149,6 +215,7 @@ def read_lyrics_file(path: str | Path) -> LyricsDocument:
         title=tags.get("ti") or None,
         artist=tags.get("ar") or None,
         tags=tags,
+        note=note,
     )
 
 
@@ -164,9 +231,11 @@ def lyrics_files_in(folder: str | Path) -> list[Path]:
     )
 
 
-def read_lyrics_folder(folder: str | Path) -> list[LyricsDocument]:
+def read_lyrics_folder(
+    folder: str | Path, *, max_bytes: int = DEFAULT_SETTINGS.max_lyrics_bytes
+) -> list[LyricsDocument]:
     """Documents of every lyrics file under `folder`."""
-    return [read_lyrics_file(path) for path in lyrics_files_in(folder)]
+    return [read_lyrics_file(path, max_bytes=max_bytes) for path in lyrics_files_in(folder)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,67 +272,109 @@ def _cell(row: dict, name: str) -> str | None:
     return text or None
 
 
-def read_lyrics_table(path: str | Path) -> list[LyricsDocument]:
+def resolve_under(value: str, base: Path, *, allow_outside: bool) -> tuple[Path | None, str | None]:
+    """(absolute path, None) of a path named in a table (relative to `base`), or (None, why it
+    is refused): outside `base` while `allow_outside` is off."""
+    path = Path(value).expanduser()
+    resolved = (path if path.is_absolute() else base / path).resolve()
+    if not allow_outside and not resolved.is_relative_to(base.resolve()):
+        return None, (
+            f"{value!r} is outside the table's folder {base} (set allow_outside_paths to read it)"
+        )
+    return resolved, None
+
+
+def _table_row_document(
+    row: dict,
+    index: int,
+    table: Path,
+    columns: tuple[str | None, str | None],
+    settings: SourceSettings,
+) -> LyricsDocument | None:
+    """The document of one table row (`columns`: its text and path column), None for a row
+    without lyrics or naming a missing file."""
+    text_column, path_column = columns
+    lowered = {c.lower(): c for c in row}
+    ids = {name: _cell(row, lowered.get(name, "")) for name in ("track_id", "title", "artist")}
+    source = f"{table}#row={index}"
+    text = _cell(row, text_column) if text_column else None
+    if text is not None:
+        text, note = cut_text(text, settings.max_lyrics_bytes)
+        if note:
+            run_logger_or(_log).warning("%s: %s", source, note)
+        lines, times, tags = parse_lyrics_text(text)
+        return LyricsDocument(
+            source=source,
+            lines=tuple(lines),
+            line_times_s=tuple(times),
+            track_id=ids["track_id"],
+            title=ids["title"] or tags.get("ti") or None,
+            artist=ids["artist"] or tags.get("ar") or None,
+            tags=tags,
+            note=note,
+        )
+    file_value = _cell(row, path_column) if path_column else None
+    if file_value is None:
+        return None
+    file_path, refusal = resolve_under(
+        file_value, table.parent, allow_outside=settings.allow_outside_paths
+    )
+    if file_path is None:
+        run_logger_or(_log).warning("%s: %s: not read", source, refusal)
+        return LyricsDocument(
+            source=source,
+            lines=(),
+            line_times_s=(),
+            track_id=ids["track_id"],
+            title=ids["title"],
+            artist=ids["artist"],
+            note=f"lyrics path refused: {refusal}",
+        )
+    if not file_path.is_file():
+        return None
+    document = read_lyrics_file(file_path, max_bytes=settings.max_lyrics_bytes)
+    return LyricsDocument(
+        source=document.source,
+        lines=document.lines,
+        line_times_s=document.line_times_s,
+        stem=document.stem,
+        track_id=ids["track_id"],
+        title=ids["title"] or document.title,
+        artist=ids["artist"] or document.artist,
+        tags=document.tags,
+        note=document.note,
+    )
+
+
+def read_lyrics_table(
+    path: str | Path, settings: SourceSettings = DEFAULT_SETTINGS
+) -> list[LyricsDocument]:
     """Documents from a table with a text column (`lyrics`, `lyrics_text` or `text`) and/or a
     path column (`lyrics_path`, `lyrics_file`; relative paths are relative to the table).
 
     Optional `track_id`, `title`, `artist` columns identify the track. Rows with neither text
     nor path are skipped; a row with a path whose file is missing is skipped too (it cannot
-    be paired with anything; the manifest's owner sees it in the count).
+    be paired with anything; the manifest's owner sees it in the count). A path outside the
+    table's folder is not read unless `settings.allow_outside_paths`: its row becomes a
+    document without lines whose `note` says why, and a warning names it. Text beyond
+    `settings.max_lyrics_bytes` is cut, with a note.
 
     Raises:
         LyricsSourceError: the table cannot be read or has no text or path column.
     """
     path = Path(path).expanduser().resolve()
     table = read_table(path)
-    text_column, path_column = table_lyrics_columns(table.columns)
-    if text_column is None and path_column is None:
+    columns = table_lyrics_columns(table.columns)
+    if columns == (None, None):
         raise LyricsSourceError(
             f"lyrics table {path} has no lyrics column: add one of "
             f"{', '.join(TEXT_COLUMNS + PATH_COLUMNS)} (columns: {', '.join(table.columns)})"
         )
-    lowered = {c.lower(): c for c in table.columns}
-    documents = []
-    for index, row in enumerate(table.iter_rows(named=True)):
-        track_id = _cell(row, lowered.get("track_id", ""))
-        title = _cell(row, lowered.get("title", ""))
-        artist = _cell(row, lowered.get("artist", ""))
-        text = _cell(row, text_column) if text_column else None
-        if text is not None:
-            lines, times, tags = parse_lyrics_text(text)
-            documents.append(
-                LyricsDocument(
-                    source=f"{path}#row={index}",
-                    lines=tuple(lines),
-                    line_times_s=tuple(times),
-                    track_id=track_id,
-                    title=title or tags.get("ti") or None,
-                    artist=artist or tags.get("ar") or None,
-                    tags=tags,
-                )
-            )
-            continue
-        file_value = _cell(row, path_column) if path_column else None
-        if file_value is None:
-            continue
-        file_path = Path(file_value).expanduser()
-        file_path = file_path if file_path.is_absolute() else path.parent / file_path
-        if not file_path.is_file():
-            continue
-        document = read_lyrics_file(file_path)
-        documents.append(
-            LyricsDocument(
-                source=document.source,
-                lines=document.lines,
-                line_times_s=document.line_times_s,
-                stem=document.stem,
-                track_id=track_id,
-                title=title or document.title,
-                artist=artist or document.artist,
-                tags=document.tags,
-            )
-        )
-    return documents
+    rows = (
+        _table_row_document(row, index, path, columns, settings)
+        for index, row in enumerate(table.iter_rows(named=True))
+    )
+    return [document for document in rows if document is not None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,6 +392,7 @@ class LyricsSources(BaseModel):
     tables: tuple[Path, ...] = ()
     files: tuple[Path, ...] = ()
     fingerprint: str = ""
+    settings: SourceSettings = DEFAULT_SETTINGS
 
     @property
     def empty(self) -> bool:
@@ -300,7 +412,7 @@ def _fingerprint(folders: list[Path], tables: list[Path], files: list[Path]) -> 
         digest.update(str(path).encode())
         digest.update(b"\0")
         try:
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+            digest.update(file_sha256(path).encode())  # chunked: a huge file is not held
         except OSError:
             digest.update(b"unreadable")
     return digest.hexdigest()
@@ -313,8 +425,9 @@ def collection_root(data: str | Path) -> Path:
     return data if data.is_dir() else data.parent
 
 
-def _manifest_lyrics_files(tracks_table: Path, data: Path) -> list[Path]:
-    """Existing files named in the `lyrics_path` column of the ingested tracks."""
+def _manifest_lyrics_files(tracks_table: Path, data: Path, settings: SourceSettings) -> list[Path]:
+    """Existing files named in the `lyrics_path` column of the ingested tracks, inside the
+    collection unless `settings.allow_outside_paths`."""
     if not tracks_table.exists():
         return []
     tracks = pl.read_parquet(tracks_table)
@@ -323,26 +436,31 @@ def _manifest_lyrics_files(tracks_table: Path, data: Path) -> list[Path]:
     base = collection_root(data)
     found = []
     for value in tracks["lyrics_path"].drop_nulls().unique().sort().to_list():
-        path = resolve_lyrics_path(value, base)
+        path = resolve_lyrics_path(value, base, allow_outside=settings.allow_outside_paths)
         if path is not None:
             found.append(path)
     return found
 
 
-def resolve_lyrics_path(value: str | None, base: Path) -> Path | None:
-    """A manifest's lyrics path as an existing absolute file (relative to `base`), or None."""
+def resolve_lyrics_path(
+    value: str | None, base: Path, *, allow_outside: bool = False
+) -> Path | None:
+    """A manifest's lyrics path as an existing absolute file (relative to `base`), or None
+    (also for a path outside `base` while `allow_outside` is off)."""
     if not value or not str(value).strip():
         return None
-    path = Path(str(value).strip()).expanduser()
-    path = path if path.is_absolute() else base / path
-    path = path.resolve()
-    return path if path.is_file() else None
+    path, _ = resolve_under(str(value).strip(), base, allow_outside=allow_outside)
+    return path if path is not None and path.is_file() else None
 
 
 def discover_lyrics_sources(
-    data: str | Path, lyrics: str | Path | None, tracks_table: str | Path
+    data: str | Path,
+    lyrics: str | Path | None,
+    tracks_table: str | Path,
+    settings: SourceSettings = DEFAULT_SETTINGS,
 ) -> LyricsSources:
-    """Find the lyrics inputs of a run (rules in the module docstring).
+    """Find the lyrics inputs of a run (rules in the module docstring); `settings` bound what
+    is read from them.
 
     `lyrics`, when given, is a folder of .txt/.lrc files, a .csv/.parquet table, or a single
     .txt/.lrc file. Returns `LyricsSources` (possibly empty: a collection without lyrics is
@@ -390,12 +508,14 @@ def discover_lyrics_sources(
                 if text_column is not None or path_column is not None:
                     tables.append(candidate)
         in_folders = {p for folder in folders for p in lyrics_files_in(folder)}
-        files = [p for p in _manifest_lyrics_files(Path(tracks_table), data) if p not in in_folders]
+        manifest_files = _manifest_lyrics_files(Path(tracks_table), data, settings)
+        files = [p for p in manifest_files if p not in in_folders]
     return LyricsSources(
         folders=tuple(folders),
         tables=tuple(tables),
         files=tuple(files),
         fingerprint=_fingerprint(folders, tables, files),
+        settings=settings,
     )
 
 
@@ -403,19 +523,20 @@ def read_lyrics_sources(sources: LyricsSources) -> list[LyricsDocument]:
     """Every document of `sources`; a file reached twice (folder and table) is read once."""
     documents: list[LyricsDocument] = []
     seen: set[str] = set()
+    max_bytes = sources.settings.max_lyrics_bytes
     for table in sources.tables:
-        for document in read_lyrics_table(table):
+        for document in read_lyrics_table(table, sources.settings):
             # Table rows carry ids; they come first so a file they name keeps its id.
             if document.source not in seen:
                 seen.add(document.source)
                 documents.append(document)
     for folder in sources.folders:
-        for document in read_lyrics_folder(folder):
+        for document in read_lyrics_folder(folder, max_bytes=max_bytes):
             if document.source not in seen:
                 seen.add(document.source)
                 documents.append(document)
     for path in sources.files:
-        document = read_lyrics_file(path)
+        document = read_lyrics_file(path, max_bytes=max_bytes)
         if document.source not in seen:
             seen.add(document.source)
             documents.append(document)

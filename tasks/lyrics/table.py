@@ -42,12 +42,14 @@ LYRICS_SCHEMA = {
     "code_mixed": pl.Boolean,
     "has_lyrics": pl.Boolean,
     "text_sha256": pl.String,
+    "note": pl.String,
 }
 """Columns of lyrics.parquet. `text` holds the normalized lines joined by newlines (null when
 no lyrics file was paired, "" when the paired file has no lyric line); `text_romanized` the
 same lines romanized; `line_languages`/`line_times_s` one entry per line (LRC time in seconds
 or null); `language` the dominant ISO 639-1 code; `script` the dominant ISO 15924 script;
-`language_mix` a JSON object language -> share of words; `pair_score` 0-100."""
+`language_mix` a JSON object language -> share of words; `pair_score` 0-100; `note` what reading
+did to the lyrics (cut at `max_lyrics_bytes`) or why a named file was not read (refused)."""
 
 
 class LyricsTableSummary(BaseModel):
@@ -91,6 +93,7 @@ def _row_for(
             "code_mixed": False,
             "has_lyrics": False,
             "text_sha256": None,
+            "note": None,
         }
     lines, positions = normalize_lines(list(document.lines))
     times = [document.line_times_s[p] for p in positions]
@@ -112,6 +115,7 @@ def _row_for(
         "code_mixed": summary.code_mixed,
         "has_lyrics": bool(lines),
         "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "note": document.note,
     }
 
 

@@ -29,14 +29,19 @@ from registry.models import CHAMPION, download_model_files, version_by_alias
 from tasks.audio.features import FeatureConfig
 from tasks.core.errors import UserInputError
 from tasks.core.workspace import Workspace
+from tasks.evaluation.assignment import fitted_from_json
 from tasks.evaluation.champion import (
     CHAMPION_FILES,
     CLUSTERING_FILE,
     FEATURE_CONFIG_FILE,
     REFERENCE_FILE,
 )
-from tasks.evaluation.clustering import fitted_from_json
-from tasks.training.checkpoint import CheckpointError, load_latent_encoder
+from tasks.training.checkpoint import (
+    CheckpointError,
+    load_latent_encoder,
+    pickled_model_files,
+    pickled_model_message,
+)
 from tasks.training.model_card import ModelCard, ModelCardError
 
 MODEL_URI_SCHEMES = ("models:/", "runs:/")
@@ -139,10 +144,13 @@ def read_champion_package(model_uri: str, version: str | None, folder: Path) -> 
     """Read the files of a downloaded champion folder (see the module docstring).
 
     Raises:
-        PredictionError: a file is missing (not a champion package, or one registered by an
-            older version as a pickled MLflow model) or the model card is invalid.
+        PredictionError: a file is missing: a pickled model (registered by an older version
+            with MLflow's pytorch flavour; its files are only listed, never read) or not a
+            champion package; or the model card is invalid.
     """
     missing = [name for name in CHAMPION_FILES if not (folder / name).is_file()]
+    if missing and (pickled := pickled_model_files(folder)):
+        raise PredictionError(pickled_model_message(f"model {model_uri}", pickled))
     if missing:
         raise PredictionError(
             f"model {model_uri} has no {', '.join(missing)}: it is not a champion package of "

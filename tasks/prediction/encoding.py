@@ -1,7 +1,9 @@
 """New tracks -> track latents with the champion's encoder.
 
 A new track's latent is the mean over its crops of the encoder's latent means, as in training
-(`tasks.training.trainer.encode_tracks`).
+(`tasks.training.trainer.encode_tracks`). The crops are those the champion was trained on (its
+card's `inputs`): the feature store's, or the pretrained network's patch embeddings of its
+network configuration; a card written before the pretrained inputs existed read descriptors.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from prefect.cache_policies import NO_CACHE
 from torch import Tensor
 
 from models.serving import LatentEncoder
+from tasks.audio.decoding import AudioConfig
+from tasks.audio.ingest import IngestRecord, usable_tracks
+from tasks.audio.pretrained_store import store_pretrained
 from tasks.core.workspace import Workspace
 from tasks.prediction.champion import ChampionPackage, PredictionError
 from tasks.prediction.inputs import SideInputs
@@ -48,6 +53,57 @@ def _crop_means(encoder: LatentEncoder, crops: np.ndarray, side: SideInputs, row
     return torch.cat(means)
 
 
+def _track_crops(card: ModelCard, workspace: Workspace, sha: str) -> np.ndarray:
+    """One new track's crops as the champion takes them; PredictionError when their shape is
+    not the one it was trained on."""
+    crops = read_track_crops(
+        workspace,
+        card.feature_key,
+        sha,
+        card.input_kind,
+        inputs=card.inputs,
+        pretrained_key=card.pretrained_key,
+    )
+    if tuple(crops.shape[1:]) != card.input_shape or crops.shape[0] == 0:
+        raise PredictionError(
+            f"track {sha[:12]} has crops of shape {crops.shape}, but the champion takes "
+            f"(crops, {', '.join(map(str, card.input_shape))}); ingest with its "
+            "feature_config.json"
+        )
+    return crops
+
+
+def ensure_pretrained_inputs(
+    card: ModelCard, workspace: Workspace, paths: list[str], shas: list[str], audio: AudioConfig
+) -> int:
+    """Store the pretrained features a champion on pretrained inputs reads, with its own network
+    configuration (the one on its card), for the new tracks that lack them; returns how many were
+    computed (0 for a champion on descriptors).
+
+    The predict work dir's ingest ran the network with the ingest's own settings, which need not
+    be the champion's (a quick-profile champion caps the patches per track): the features are
+    computed here by the same code, never read from another configuration's store.
+
+    Raises:
+        PredictionError: the card names pretrained inputs but no network configuration.
+        WeightsMissing: the network's weights are not installed.
+    """
+    if card.inputs == "descriptors":
+        return 0
+    if card.pretrained is None or card.pretrained_key is None:
+        raise PredictionError(
+            f"the champion reads {card.inputs} features but its model.json names no network "
+            "configuration; retrain and re-evaluate to register a new champion"
+        )
+    if card.pretrained.key != card.pretrained_key:
+        raise PredictionError(
+            f"the champion was trained on {card.inputs} features {card.pretrained_key}, but the "
+            f"installed weights give {card.pretrained.key} (the weights changed since); "
+            "retrain and re-evaluate to register a new champion"
+        )
+    return store_pretrained(paths, shas, audio, card.pretrained, workspace)
+
+
 def encode_new_tracks(
     encoder: LatentEncoder,
     card: ModelCard,
@@ -59,8 +115,9 @@ def encode_new_tracks(
 
     Args:
         encoder: the champion's `LatentEncoder`.
-        card: the champion's model card (input_kind, input_shape, feature_key).
-        workspace: where the tracks' features are (`Workspace.feature_file`).
+        card: the champion's model card (input_kind, inputs, input_shape and store keys).
+        workspace: where the tracks' features are (`Workspace.feature_file`, and
+            `Workspace.pretrained_file` for a champion on pretrained inputs).
         shas: content hash of each track, in output order.
         side: lyrics (multimodal) or conditions (CVAE), aligned with `shas`.
 
@@ -75,13 +132,7 @@ def encode_new_tracks(
     encoder.eval()
     latents = []
     for row, sha in enumerate(shas):
-        crops = read_track_crops(workspace, card.feature_key, sha, card.input_kind)
-        if tuple(crops.shape[1:]) != card.input_shape or crops.shape[0] == 0:
-            raise PredictionError(
-                f"track {sha[:12]} has crops of shape {crops.shape}, but the champion takes "
-                f"(crops, {', '.join(map(str, card.input_shape))}); ingest with its "
-                "feature_config.json"
-            )
+        crops = _track_crops(card, workspace, sha)
         latents.append(_crop_means(encoder, crops, side, row).float().mean(dim=0).numpy())
     if not latents:
         return np.zeros((0, 0), dtype=np.float32)
@@ -99,9 +150,17 @@ def encode_with_champion(
     """Rebuild the champion's encoder from its package, encode the tracks and write
     `predict_latents.parquet` (track_id, mu) in the predict work dir; return its path.
 
+    A champion on pretrained inputs first gets the tracks' pretrained features of its own
+    network configuration (`ensure_pretrained_inputs`; the files are the track table's, the
+    audio settings those of the predict work dir's ingest).
+
     Raises:
         PredictionError: the weights do not load, or the tracks' crops do not fit the model.
     """
+    if package.card.inputs != "descriptors":
+        paths = dict(usable_tracks(workspace).select("sha256", "path").iter_rows())
+        audio = IngestRecord.read(workspace).audio
+        ensure_pretrained_inputs(package.card, workspace, [paths[s] for s in shas], shas, audio)
     latents = encode_new_tracks(package.load_encoder(), package.card, workspace, shas, side)
     path = workspace.predicted_latents
     pl.DataFrame(

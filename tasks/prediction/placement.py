@@ -20,7 +20,8 @@ from pydantic import BaseModel, Field
 
 from registry.tracking import log_artifact, log_metrics, log_params, set_tags, tracked_run
 from tasks.core.workspace import Workspace
-from tasks.evaluation.clustering import NOISE_LABEL, assign
+from tasks.evaluation.assignment import assign
+from tasks.evaluation.clustering import NOISE_LABEL
 from tasks.evaluation.clusters import track_name
 from tasks.prediction.champion import ChampionPackage
 from tasks.prediction.inputs import SideInputs

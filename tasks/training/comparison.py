@@ -1,5 +1,6 @@
 """The comparison the pipeline trains: every method of the zoo, its variants and the training
-settings of a profile (`quick`: minutes on a 2-core CPU; `full`: what a paper would use)."""
+settings of a profile (`quick`: minutes on a 2-core CPU; `full`: what a paper would use), on the
+hand-crafted descriptors and, for the VAE family, on the pretrained network's embeddings."""
 
 from __future__ import annotations
 
@@ -7,11 +8,54 @@ from typing import Literal
 
 from models.multimodal_vae import FUSIONS
 from models.zoo import model_class
+from tasks.audio.pretrained import PretrainedConfig
 from tasks.training.representation import ModelSpec
 from tasks.training.trainer import TrainConfig
 
 Profile = Literal["quick", "full"]
 BETAS = (0.5, 1.0, 2.0, 4.0)
+# 3 s patches per track the quick profile runs through the pretrained network (evenly spread);
+# the full profile takes every patch.
+QUICK_MAX_PATCHES = (
+    3  # 0.125 CPU-s per clip here; NMI as 4 patches within the spread (bench/musicnn.py)
+)
+# The fusion of the multimodal rows on pretrained inputs: the best on descriptors (late fusion
+# led the demo comparison, audio+lyrics and its audio-only control alike).
+PRETRAINED_FUSION = "late"
+
+
+def pretrained_config(profile: Profile) -> PretrainedConfig:
+    """The pretrained network's settings of a profile: a cap on patches per track in `quick`."""
+    return PretrainedConfig(max_patches=QUICK_MAX_PATCHES if profile == "quick" else None)
+
+
+def pretrained_specs(train: TrainConfig, n_clusters: int | None) -> list[ModelSpec]:
+    """The VAE family on the pretrained embeddings (one row per 3 s patch): MLP-VAE, VaDE, the
+    multimodal VAE with lyrics and its audio-only control."""
+    return [
+        ModelSpec(model="mlp_vae", train=train, inputs="musicnn", features_label="musicnn"),
+        ModelSpec(
+            model="vade",
+            train=train,
+            inputs="musicnn",
+            overrides={"n_components": n_clusters} if n_clusters else {},
+        ),
+        ModelSpec(
+            model="multimodal_vae",
+            train=train,
+            inputs="musicnn",
+            overrides={"fusion": PRETRAINED_FUSION},
+            features_label=f"musicnn, fusion={PRETRAINED_FUSION}, audio+lyrics",
+        ),
+        ModelSpec(
+            model="multimodal_vae",
+            train=train,
+            inputs="musicnn",
+            overrides={"fusion": PRETRAINED_FUSION},
+            audio_only=True,
+            features_label=f"musicnn, fusion={PRETRAINED_FUSION}, audio_only",
+        ),
+    ]
 
 
 def model_specs(
@@ -85,6 +129,7 @@ def model_specs(
                 overrides=conv_overrides,
                 features_label="log-mel crops",
             ),
+            *pretrained_specs(train, n_clusters),
         ]
     if not with_lyrics:
         specs = [spec for spec in specs if not model_class(spec.model).uses_lyrics]

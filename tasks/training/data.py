@@ -13,29 +13,87 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
 from models.base import InputKind
+from tasks.audio.features import load_verified
 from tasks.core.workspace import Workspace
 
+# What a vector model reads, one row per "crop": the hand-crafted summary vector of each crop of
+# the feature store, or the pretrained network's penultimate embedding of each 3 s patch
+# (`tasks.audio.pretrained_store`). Spectrogram models always read log-mel crops.
+ModelInputs = Literal["descriptors", "musicnn"]
+DEFAULT_INPUTS: ModelInputs = "descriptors"
 # The feature-store array a model of each input kind is trained on: per-crop summary statistics
 # (D,) or log-mel crops (n_mels, frames).
 _ARRAY_BY_KIND: dict[InputKind, str] = {"vector": "crop_stats", "spectrogram": "logmel"}
+# The pretrained store's array of per-patch penultimate embeddings (n_patches, 200).
+_PRETRAINED_ARRAY = "patch_embeddings"
+
+
+@dataclass(frozen=True)
+class CropSource:
+    """Where a model's crops are: the feature store (`feature_key`) or, for `inputs="musicnn"`,
+    the pretrained store (`pretrained_key`), and which array of its files."""
+
+    feature_key: str
+    kind: InputKind
+    inputs: ModelInputs = DEFAULT_INPUTS
+    pretrained_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.inputs != DEFAULT_INPUTS:
+            if self.kind != "vector":
+                raise ValueError(
+                    f"inputs={self.inputs!r} is for vector models; spectrogram models read "
+                    "log-mel crops (inputs='descriptors')"
+                )
+            if not self.pretrained_key:
+                raise ValueError(f"inputs={self.inputs!r} needs the key of a pretrained store")
+
+    @property
+    def array(self) -> str:
+        return _ARRAY_BY_KIND[self.kind] if self.inputs == DEFAULT_INPUTS else _PRETRAINED_ARRAY
+
+    def file(self, workspace: Workspace, sha256: str) -> Path:
+        if self.inputs == DEFAULT_INPUTS:
+            return workspace.feature_file(self.feature_key, sha256)
+        assert self.pretrained_key is not None  # checked in __post_init__
+        return workspace.pretrained_file(self.pretrained_key, sha256)
+
+    def count(self, workspace: Workspace, sha256: str) -> int:
+        """How many crops a track has, read from a small array of its file (an npz reads one
+        key at a time): not from the large log-mel crops."""
+        small = "crop_stats" if self.inputs == DEFAULT_INPUTS else self.array
+        with load_verified(self.file(workspace, sha256)) as data:
+            return int(data[small].shape[0])
 
 
 def read_track_crops(
-    workspace: Workspace, feature_key: str, sha256: str, kind: InputKind
+    workspace: Workspace,
+    feature_key: str,
+    sha256: str,
+    kind: InputKind,
+    *,
+    inputs: ModelInputs = DEFAULT_INPUTS,
+    pretrained_key: str | None = None,
 ) -> np.ndarray:
-    """The crops of one track as a model of input `kind` takes them.
+    """The crops of one track as a model of input `kind` reading `inputs` takes them.
 
-    Returns [shape=(n_crops, D)] for vectors or [shape=(n_crops, n_mels, frames)] for
-    spectrograms, float32. Raises FileNotFoundError when the track has no features under
-    `feature_key`.
+    Returns [shape=(n_crops, D)] for vectors (D = 200 for musicnn patches) or
+    [shape=(n_crops, n_mels, frames)] for spectrograms, float32.
+
+    Raises:
+        FileNotFoundError: the track has nothing in the store of its inputs.
+        ValueError: `inputs` other than descriptors for a spectrogram model, or without
+            `pretrained_key`.
     """
-    with np.load(workspace.feature_file(feature_key, sha256)) as data:
-        return np.asarray(data[_ARRAY_BY_KIND[kind]], dtype=np.float32)
+    source = CropSource(feature_key, kind, inputs, pretrained_key)
+    with load_verified(source.file(workspace, sha256)) as data:
+        return np.asarray(data[source.array], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -62,34 +120,40 @@ class CropArrays:
 
 
 def gather_crops(
-    workspace: Workspace, feature_key: str, track_ids: list[str], shas: list[str], kind: InputKind
+    workspace: Workspace,
+    feature_key: str,
+    track_ids: list[str],
+    shas: list[str],
+    kind: InputKind,
+    *,
+    inputs: ModelInputs = DEFAULT_INPUTS,
+    pretrained_key: str | None = None,
 ) -> CropArrays:
-    """Write the crops of the given tracks into one memory-mapped array (once per content).
+    """Write the crops of the given tracks from the store of their inputs (`read_track_crops`)
+    into one memory-mapped array (once per content and inputs).
 
     Track by track, so peak memory is one track's features, whatever the data set size.
     """
-    digest = hashlib.sha256(json.dumps([feature_key, kind, track_ids, shas]).encode()).hexdigest()[
-        :16
-    ]
+    source = CropSource(feature_key, kind, inputs, pretrained_key)
+    identity: list = [feature_key, kind, track_ids, shas]
+    if inputs != DEFAULT_INPUTS:  # descriptor data sets keep the folders they had
+        identity += [inputs, pretrained_key]
+    digest = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
     root = workspace.crop_dataset(digest)
     if (root / "track_ids.json").exists():
         return CropArrays(root)
     root.mkdir(parents=True, exist_ok=True)
-    name = _ARRAY_BY_KIND[kind]
-    # First pass: crop counts from the small per-crop summary arrays (an npz reads one key at a
-    # time), not from the large crops; the second pass reads only the array being gathered.
-    counts = []
-    for sha in shas:
-        with np.load(workspace.feature_file(feature_key, sha)) as data:
-            counts.append(data["crop_stats"].shape[0])
-    with np.load(workspace.feature_file(feature_key, shas[0])) as data:
+    name = source.array
+    # First pass: crop counts from small arrays; the second reads only the array gathered.
+    counts = [source.count(workspace, sha) for sha in shas]
+    with load_verified(source.file(workspace, shas[0])) as data:
         shape, dtype = data[name].shape[1:], data[name].dtype
     x = np.lib.format.open_memmap(
         root / "x.tmp.npy", mode="w+", dtype=dtype, shape=(sum(counts), *shape)
     )
     start = 0
     for sha, count in zip(shas, counts, strict=True):
-        with np.load(workspace.feature_file(feature_key, sha)) as data:
+        with load_verified(source.file(workspace, sha)) as data:
             x[start : start + count] = data[name]
         start += count
     x.flush()

@@ -4,7 +4,8 @@ Training writes one card per model folder; evaluation reads it to list and rank 
 the champion package carries it, and prediction reads it to rebuild the encoder and to ingest new
 tracks the way the model was trained. `ModelCard.read` and `ModelCard.write` are the only code
 that knows the file's name and format. Cards written before this class existed (the same 14 keys,
-some optional ones missing in older files) still read.
+some optional ones missing in older files) still read, and so do cards written before models
+could read pretrained features (no `inputs`: the descriptors).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.base import InputKind, RepresentationModel
 from models.zoo import Condition, ModelName, build_model, model_class
+from tasks.audio.pretrained import PretrainedConfig
 from tasks.core.errors import UserInputError
+from tasks.training.data import DEFAULT_INPUTS, ModelInputs
 
 # The condition class that training gives tracks without a detected lyrics language.
 NO_LANGUAGE_CONDITION = "none"
@@ -55,6 +58,17 @@ class ModelCard(BaseModel):
     )
     feature_key: str = Field(description="Feature-store key of the features trained on.")
     input_kind: InputKind = Field(description="'vector' (crop statistics) or 'spectrogram'.")
+    inputs: ModelInputs = Field(
+        DEFAULT_INPUTS,
+        description="What a vector model read per crop: 'descriptors' (the feature store's "
+        "crop statistics) or 'musicnn' (the pretrained store's patch embeddings).",
+    )
+    pretrained: PretrainedConfig | None = Field(
+        None, description="The network configuration of the pretrained inputs (musicnn only)."
+    )
+    pretrained_key: str | None = Field(
+        None, description="Pretrained-store key of the features trained on (musicnn only)."
+    )
     method: str = Field(description="Method name shown in reports (the model name).")
     features: str = Field("default", description="Variant shown in reports (e.g. 'beta=4').")
     uses_labels: bool = Field(False, description="Whether training read genre labels.")

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 import torch
 from prefect import task
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.base import RepresentationModel
 from models.zoo import (
@@ -44,12 +44,15 @@ from registry.tracking import (
 )
 from tasks.audio.features import resolve_device
 from tasks.audio.ingest import usable_tracks
+from tasks.audio.pretrained_store import PretrainedRecord
 from tasks.core.caching import cached_on
 from tasks.core.workspace import Workspace
 from tasks.training.checkpoint import save_trained_model
 from tasks.training.data import (
+    DEFAULT_INPUTS,
     CropArrays,
     CropBatches,
+    ModelInputs,
     TrackSideInformation,
     gather_crops,
     normalization_statistics,
@@ -91,6 +94,21 @@ class ModelSpec(BaseModel):
         description="Multimodal model trained with every track's lyrics masked out: the "
         "audio-only control of the same architecture.",
     )
+    inputs: ModelInputs = Field(
+        DEFAULT_INPUTS,
+        description="What a vector model reads per crop: 'descriptors' (hand-crafted summary "
+        "of each crop) or 'musicnn' (the pretrained network's 200-d embedding of each 3 s "
+        "patch). Spectrogram models read log-mel crops.",
+    )
+
+    @model_validator(mode="after")
+    def _inputs_fit_the_model(self) -> ModelSpec:
+        if self.inputs != DEFAULT_INPUTS and model_class(self.model).input_kind != "vector":
+            raise ValueError(
+                f"inputs={self.inputs!r} is for vector models; {self.model} reads log-mel crops "
+                "(inputs='descriptors')"
+            )
+        return self
 
     @property
     def uses_labels(self) -> bool:
@@ -98,11 +116,15 @@ class ModelSpec(BaseModel):
 
     @property
     def variant(self) -> str:
-        """`features_label`, else one made of the overrides (`"beta=4, latent_dim=8"`): runs
-        with different overrides must not share a name (and a model folder)."""
-        return self.features_label or ", ".join(
+        """`features_label`, else one made of the overrides (`"beta=4, latent_dim=8"`), led by
+        the inputs when they are not the descriptors (`"musicnn, beta=4"`): runs with different
+        overrides or inputs must not share a name (and a model folder)."""
+        variant = self.features_label or ", ".join(
             f"{key}={value}" for key, value in sorted(self.overrides.items())
         )
+        if self.inputs == DEFAULT_INPUTS or variant.startswith(self.inputs):
+            return variant
+        return f"{self.inputs}, {variant}" if variant else self.inputs
 
     @property
     def features(self) -> str:
@@ -239,6 +261,7 @@ class PreparedTraining:
     train_tracks: np.ndarray
     val_tracks: np.ndarray
     device: torch.device
+    pretrained: PretrainedRecord | None = None  # the store of musicnn inputs, else None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -261,17 +284,47 @@ class PreparedTraining:
         return int(Counter(self.side.condition.tolist()).most_common(1)[0][0])
 
 
-def prepare_training(spec: ModelSpec, workspace: Workspace, feature_key: str) -> PreparedTraining:
-    """Crops and side information of the ok tracks, the track split, batches, and the model with
-    input (and lyrics) normalisation from the training tracks alone."""
+def pretrained_inputs(
+    spec: ModelSpec, workspace: Workspace, pretrained_key: str | None
+) -> PretrainedRecord | None:
+    """The pretrained store a spec on pretrained inputs reads: the work dir's last ingest's
+    (`pretrained.json`), which must be the store `pretrained_key` names when one is given; None
+    for a spec on descriptors.
+
+    Raises:
+        FileNotFoundError: the work dir has no pretrained features, or not those of
+            `pretrained_key` (the message says what to run).
+    """
+    if spec.inputs == DEFAULT_INPUTS:
+        return None
+    record = PretrainedRecord.read(workspace)
+    if record is None or (pretrained_key is not None and record.key != pretrained_key):
+        wanted = f"store {pretrained_key}" if pretrained_key else "a pretrained store"
+        raise FileNotFoundError(
+            f"{spec.run_name} reads {spec.inputs} features but {workspace.root} holds no "
+            f"{wanted}: run the ingest (`python -m flows ingest DATA --workdir "
+            f"{workspace.root}`) first"
+        )
+    return record
+
+
+def prepare_training(
+    spec: ModelSpec, workspace: Workspace, feature_key: str, pretrained_key: str | None = None
+) -> PreparedTraining:
+    """Crops (of the descriptors or of the pretrained store, by `spec.inputs`) and side
+    information of the ok tracks, the track split, batches, and the model with input (and
+    lyrics) normalisation from the training tracks alone."""
     model_cls = model_class(spec.model)
     tracks = usable_tracks(workspace)
+    pretrained = pretrained_inputs(spec, workspace, pretrained_key)
     arrays = gather_crops(
         workspace,
         feature_key,
         tracks["track_id"].to_list(),
         tracks["sha256"].to_list(),
         model_cls.input_kind,
+        inputs=spec.inputs,
+        pretrained_key=pretrained.key if pretrained else None,
     )
     side, vocabulary = side_information(model_cls, spec, workspace, tracks)
     seed_everything(spec.train.seed)
@@ -317,6 +370,7 @@ def prepare_training(spec: ModelSpec, workspace: Workspace, feature_key: str) ->
         train_tracks=train_tracks,
         val_tracks=val_tracks,
         device=device,
+        pretrained=pretrained,
     )
 
 
@@ -332,6 +386,8 @@ def _run_params(
         "condition": spec.condition if prepared.vocabulary else None,
         "condition_classes": prepared.vocabulary,
         "feature_key": feature_key,
+        "inputs": spec.inputs,
+        "pretrained_key": prepared.pretrained.key if prepared.pretrained else None,
         "fingerprint": fingerprint,
         "input_shape": list(prepared.input_shape),
         "n_tracks": prepared.tracks.height,
@@ -371,6 +427,9 @@ def _model_card(
         lyrics_encoder_id=prepared.side.lyrics_encoder_id,
         feature_key=feature_key,
         input_kind=prepared.model.input_kind,
+        inputs=spec.inputs,
+        pretrained=prepared.pretrained.config if prepared.pretrained else None,
+        pretrained_key=prepared.pretrained.key if prepared.pretrained else None,
         method=spec.model,
         features=spec.features,
         uses_labels=spec.uses_labels,
@@ -391,6 +450,7 @@ def _run_tags(spec: ModelSpec, feature_key: str, fingerprint: str) -> dict[str, 
     return {
         "method": spec.model,
         "features": spec.features,
+        "inputs": spec.inputs,
         "uses_labels": str(spec.uses_labels).lower(),
         "fingerprint": fingerprint,
         "feature_key": feature_key,
@@ -422,8 +482,13 @@ def train_representation(
     register: bool = True,
     on_epoch: EpochCallback | None = None,
     report_progress: bool = True,
+    pretrained_key: str | None = None,
 ) -> TrainOutput:
     """Train `spec.model` on the ok tracks of the work dir, encode all tracks, log to MLflow.
+
+    A spec on pretrained inputs reads the pretrained store of the work dir's last ingest;
+    `pretrained_key` (the ingest's `pretrained_key`) names the store it must be, and is part of
+    the cache key, so that a new network configuration trains again.
 
     Writes the model folder (card, safetensors weights, latents, history, plots), logs metrics,
     plots and latents to a new run of `experiment`, logs the card and weights as the run's
@@ -431,8 +496,9 @@ def train_representation(
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the run is marked FAILED).
+        FileNotFoundError: a spec on pretrained inputs, and no such store in the work dir.
     """
-    prepared = prepare_training(spec, workspace, feature_key)
+    prepared = prepare_training(spec, workspace, feature_key, pretrained_key)
     model = prepared.model
     tags = _run_tags(spec, feature_key, fingerprint)
     with tracked_run(experiment, spec.run_name, parent_run_id=parent_run_id, tags=tags) as run_id:

@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.base import RepresentationModel
-from tasks.core.errors import UserInputError
+from tasks.core.errors import RunFailure
 from tasks.core.progress import Logger, interactive_terminal, run_logger_or
 from tasks.training.data import CropBatches
 
@@ -68,8 +68,12 @@ class TrainConfig(BaseModel):
         }
 
 
-class NonFiniteLossError(UserInputError, RuntimeError):
-    """The loss became NaN or infinite; the message names the model, epoch and what to try."""
+class NonFiniteLossError(RunFailure, RuntimeError):
+    """The loss became NaN or infinite; the message names the model, epoch and what to try.
+
+    A `RunFailure` (one line, exit code 1), not the user's mistake: the settings were valid, the
+    training diverged. A RuntimeError, so a tuning study ends the trial and goes on.
+    """
 
 
 @dataclass(frozen=True)
@@ -325,7 +329,8 @@ def _epoch_record(
         if not math.isfinite(monitored):
             raise NonFiniteLossError(
                 f"{model.name}: the validation loss became {monitored} at epoch {epoch + 1} "
-                f"({step.phase}); check the input features of the validation tracks."
+                f"({step.phase}). Try a lower learning rate (now "
+                f"{step.config.learning_rate:g}), or check the validation tracks' features."
             )
     return record, monitored
 

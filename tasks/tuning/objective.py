@@ -37,7 +37,8 @@ from registry.tracking import log_metrics, log_params, set_tags
 from tasks.audio.features import resolve_device
 from tasks.audio.ingest import usable_tracks
 from tasks.core.workspace import Workspace
-from tasks.evaluation.clustering import assign, cluster
+from tasks.evaluation.assignment import assign
+from tasks.evaluation.clustering import cluster
 from tasks.evaluation.metrics import external_metrics, internal_metrics
 from tasks.training.data import CropArrays, CropBatches, gather_crops, split_tracks
 from tasks.training.representation import (

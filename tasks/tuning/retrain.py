@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, Field
 
 from registry.tracking import log_artifact, log_metrics, log_params, set_tags
-from tasks.evaluation.clustering import fitted_to_json
+from tasks.evaluation.assignment import fitted_to_json
 from tasks.training.representation import TrainOutput, read_latents, train_representation
 from tasks.tuning.errors import TuningError
 from tasks.tuning.objective import HeldOutSplit, ObjectiveScore, score_for_search

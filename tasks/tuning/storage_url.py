@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import warnings
 
-from sqlalchemy.engine import make_url
-
+from tasks.core.redaction import redact_credentials
 from tasks.core.workspace import Workspace
 
 
@@ -21,8 +20,9 @@ def default_storage_url(workspace: Workspace) -> str:
 
 
 def display_url(url: str) -> str:
-    """The storage URL with any password hidden (for logs and tags)."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The storage URL with any password hidden (for logs and tags); also for a URL that
+    SQLAlchemy cannot parse, which error messages show."""
+    return redact_credentials(url)
 
 
 def create_storage_tables(url: str) -> None:

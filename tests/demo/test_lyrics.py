@@ -11,6 +11,7 @@ import pytest
 from tasks.demo import DemoDataError, DemoDataset
 from tasks.demo.lyrics import compose_lyrics, safe_file_stem, song_file_name
 from tasks.demo.song_names import SongName
+from tasks.demo.vocabulary import SCRIPT_OF_LANGUAGE, THEMES
 from tests.demo.demo_files import BENGALI, SHORT_S, TIME_TAG, TRACK_ID_FILE, lyrics_of, sung_lines
 
 DEVANAGARI = re.compile("[\u0900-\u097f]")
@@ -64,7 +65,7 @@ def test_code_mixed_lyrics_mix_bangla_and_english_in_lines(
 ) -> None:
     tracks = metadata.filter("has_lyrics", "code_mixed")
     assert tracks.height > 0
-    english = r"\b(baby|night|heart|miss|smile|calling|worries|let it go)\b"
+    english = r"\b(baby|every day|heart|miss|smile|calling|worries|let it go)\b"
     for track_id, script in tracks.select("track_id", "script").rows():
         lines = sung_lines(lyrics_of(small_set, truth, track_id))
         if script == "Beng":
@@ -120,3 +121,27 @@ def test_song_file_name_uses_bengali_script_only_where_both_names_have_it() -> N
     assert song_file_name(artist, title, bengali=True) == "রহিম দাস - আমার নদী.txt"
     assert song_file_name(artist, title, bengali=False) == "Rahim Das - Amar Nodi.txt"
     assert song_file_name(SongName("Emma Reed"), title, bengali=True) == "Emma Reed - Amar Nodi.txt"
+
+
+def test_english_theme_words_in_other_languages_only_as_code_mixing() -> None:
+    # An English theme word inside another language's song is a cue a surface (char n-gram)
+    # encoder matches across languages: it may appear only in Bangla-English code-mixed songs,
+    # and there about as rarely as real code-mixing borrows a content word.
+    english = sorted({c.en for concepts in THEMES.values() for c in concepts}, key=len)
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, english[::-1])) + r")\b", re.IGNORECASE)
+    counts = {"code_mixed": [0, 0], "other": [0, 0]}
+    for index in range(240):
+        language = ("bn", "es", "hi", "ar")[index % 4]
+        code_mixed = language == "bn" and index % 8 == 0
+        script = "Latn" if language == "bn" and index % 16 == 0 else SCRIPT_OF_LANGUAGE[language]
+        rng = np.random.default_rng([7, index])
+        genre = sorted(THEMES)[index % len(THEMES)]
+        lyrics = compose_lyrics(genre, language, script, code_mixed, rng, section_tags=False)
+        kind = counts["code_mixed" if code_mixed else "other"]
+        kind[0] += sum(bool(pattern.search(line)) for line in lyrics.sung_lines)
+        kind[1] += len(lyrics.sung_lines)
+    assert counts["other"][0] == 0
+    assert counts["code_mixed"][1] > 0
+    assert counts["code_mixed"][0] <= 0.15 * counts["code_mixed"][1]
+    all_lines = counts["code_mixed"][1] + counts["other"][1]
+    assert counts["code_mixed"][0] <= 0.05 * all_lines

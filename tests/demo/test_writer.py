@@ -15,8 +15,9 @@ import soundfile as sf
 from tasks.demo import GENRES, METADATA_COLUMNS, DemoDataError, DemoDataset, generate_demo_dataset
 from tests.demo.demo_files import BENGALI, SHORT_S, SMALL_TRACKS, file_digests
 
-# sha256 over the digests of the text files of generate_demo_dataset(tracks=16, seed=3)
-SONGS_OF_SEED_3 = "83acd094be96f6849c80309c91ccdfad633b4513e48b14f27ba4861a9fc2547b"
+# sha256 over the digests of the text files of generate_demo_dataset(tracks=16, seed=3); taken
+# again when code-mixed Bangla lines stopped borrowing English theme words as often (issue 13)
+SONGS_OF_SEED_3 = "c8eaa6947c06fe01489177561c793ad27f3f45a71b7a513094a91c8e93df4ccb"
 
 # --- determinism ------------------------------------------------------------------------------
 

@@ -13,7 +13,9 @@ import pytest
 
 from registry.champion import ChampionRecord
 from tasks.core.workspace import Workspace
+from tasks.evaluation.assignment import assign, fitted_from_json
 from tasks.evaluation.champion import (
+    CHAMPION_DESCRIPTION_FILES,
     CHAMPION_FILES,
     CLUSTERING_FILE,
     REFERENCE_FILE,
@@ -23,7 +25,6 @@ from tasks.evaluation.champion import (
     should_replace,
     write_champion_package,
 )
-from tasks.evaluation.clustering import assign, fitted_from_json
 from tasks.evaluation.clusters import ChampionClustering, fit_champion_clustering
 from tasks.evaluation.report import build_comparison_table, rank
 from tasks.evaluation.representations import (
@@ -266,7 +267,8 @@ def test_the_champion_package_ships_the_clustering_of_the_clusters_table(
         representation, algorithm="gmm", n_clusters=2, labels=labels, workspace=workspace
     )
     files = write_champion_package(workspace, clustering)
-    assert [path.name for path in files] == list(CHAMPION_FILES)
+    # the package also shows the model's signature and input example in MLflow
+    assert [path.name for path in files] == [*CHAMPION_FILES, *CHAMPION_DESCRIPTION_FILES]
     assert all(path.parent == workspace.champion_dir and path.is_file() for path in files)
     assert ModelCard.read(workspace.champion_dir).run_id == "run-1"
     shipped = fitted_from_json((workspace.champion_dir / CLUSTERING_FILE).read_text())

@@ -10,17 +10,15 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.pairwise import euclidean_distances
 
+from tasks.evaluation.assignment import assign, fitted_from_json, fitted_to_json
 from tasks.evaluation.clustering import (
     ALGORITHMS,
     ClusteringError,
-    assign,
     choose_covariance_type,
     choose_dbscan_eps,
     choose_n_clusters,
     cluster,
     default_min_samples,
-    fitted_from_json,
-    fitted_to_json,
     knee_of_increasing_curve,
     standardize,
 )

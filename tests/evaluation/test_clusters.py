@@ -10,7 +10,8 @@ import polars as pl
 import pytest
 
 from tasks.core.workspace import Workspace
-from tasks.evaluation.clustering import NOISE_LABEL, assign
+from tasks.evaluation.assignment import assign
+from tasks.evaluation.clustering import NOISE_LABEL
 from tasks.evaluation.clusters import (
     CLUSTER_TABLE_SCHEMA,
     ChampionClustering,

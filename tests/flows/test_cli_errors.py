@@ -66,3 +66,51 @@ def test_invalid_settings_name_the_field_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: seeds: ")
+
+
+def test_a_diverged_training_is_one_line_with_exit_code_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bug: a non-finite loss was reported like a user's mistake (exit code 2), though the
+    # command was right; the run failed, and the line says what to try.
+    from tasks.training.trainer import NonFiniteLossError
+
+    def diverged(flow: object, config: object) -> None:
+        raise NonFiniteLossError(
+            "mlp_vae: the training loss became nan at epoch 3, batch 2 (train). Try a lower "
+            "learning rate (now 0.1), a smaller beta, or check the input features."
+        )
+
+    monkeypatch.setattr(flows.cli, "_run", diverged)
+    result = runner.invoke(app, ["evaluate", "--workdir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    assert result.stderr.strip().splitlines() == [
+        "error: mlp_vae: the training loss became nan at epoch 3, batch 2 (train). Try a lower "
+        "learning rate (now 0.1), a smaller beta, or check the input features."
+    ]
+
+
+def test_a_full_disk_in_a_flow_is_one_line_naming_the_folder(
+    prefect_api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bug: a full disk ended in an OSError traceback and left partial files. A real write to
+    # /dev/full fails with ENOSPC, as a full disk does, through the command's own `_run`.
+    work = tmp_path / "work"
+
+    def fills_the_disk(config: object) -> None:
+        (work / "store").mkdir(parents=True)
+        (work / "store" / "abc.tmp.npz").write_bytes(b"half written")
+        with open("/dev/full", "wb") as full:
+            full.write(b"x" * 10_000)
+            full.flush()
+
+    monkeypatch.setattr(flows.cli, "evaluate_flow", fills_the_disk)
+    result = runner.invoke(app, ["evaluate", "--workdir", str(work)])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: no space left to write in {work.resolve()}: ")
+    assert " free of " in line
+    assert line.endswith("run the same command again: it resumes where it stopped")
+    assert list(work.rglob("*.tmp*")) == []

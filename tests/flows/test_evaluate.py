@@ -179,3 +179,33 @@ def test_a_work_dir_never_ingested_without_data_is_one_line_naming_the_fix(
 ) -> None:
     with pytest.raises(UserInputError, match="holds no ingested collection: give `data`"):
         evaluate_flow(EvaluateConfig(workdir=tmp_path / "fresh"))
+
+
+def test_too_many_clusters_fail_once_before_any_clustering_task(
+    prefect_api, tmp_path: Path
+) -> None:
+    # Bug: `--n-clusters 500` on 40 tracks failed in every clustering and plotting task, each
+    # logging its traceback, before the one-line error.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    workspace = _ingested_workspace(tmp_path / "work")
+    n = len(GENRES) * TRACKS_PER_GENRE
+    latents = _model(workspace, "ae", np.random.default_rng(0).normal(size=(n, 4)))
+    config = EvaluateConfig(
+        workdir=workspace.root, n_clusters=500, representations=[latents], maps=["tsne"]
+    )
+
+    state = evaluate_flow(config, return_state=True)
+
+    assert state.is_failed()
+    expected = f"n_clusters must be between 2 and the number of usable tracks - 1 = {n - 1}; "
+    with pytest.raises(UserInputError, match=expected):
+        state.result()
+    with get_client(sync_client=True) as client:
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    assert tasks == []

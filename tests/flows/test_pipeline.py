@@ -70,8 +70,16 @@ def test_report_has_every_method_and_algorithm(pipeline_run) -> None:
         "pca",
         "spectral_features",
         "handcrafted",
+        "musicnn",
+        "lyrics",
     }
     assert set(table["method"]) == methods
+    # lyrics alone place the songs by the genre themes across languages, above chance
+    lyrics_row = table.filter((pl.col("method") == "lyrics") & (pl.col("algorithm") == "kmeans"))
+    assert lyrics_row["nmi"][0] > 0.3
+    # the VAE family on the pretrained embeddings, next to today's rows
+    on_musicnn = set(table.filter(pl.col("features").str.starts_with("musicnn"))["method"])
+    assert {"mlp_vae", "vade", "multimodal_vae"} <= on_musicnn
     assert set(table["method"]) <= set(METHODS)
     assert {"kmeans", "agglomerative", "dbscan", "gmm", "mixture"} <= set(table["algorithm"])
     for column in (

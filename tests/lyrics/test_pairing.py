@@ -10,7 +10,7 @@ import pytest
 
 from tasks.core.workspace import Workspace
 from tasks.demo import generate_demo_dataset
-from tasks.lyrics.pairing import PairingSettings, pair_lyrics
+from tasks.lyrics.pairing import PairingSettings, consonant_skeleton, pair_lyrics
 from tasks.lyrics.sources import (
     LyricsDocument,
     LyricsSourceError,
@@ -392,3 +392,100 @@ def test_demo_collection_pairs_every_lyrics_file_and_finds_languages(tmp_path: P
     assert accuracy >= 0.95
     assert (with_lyrics["romanized"] == with_lyrics["romanized_truth"]).mean() >= 0.95
     assert (with_lyrics["script"] == with_lyrics["script_truth"]).mean() >= 0.95
+
+
+# ---------------------------------------------------------------------------------------------
+# names across scripts
+
+
+def _named_tracks(names: list[tuple[str, str, str]]) -> pl.DataFrame:
+    """Tracks (track_id, title, artist), all ok, without audio paths or manifest links."""
+    return pl.DataFrame(
+        {
+            "track_id": [n[0] for n in names],
+            "path": [None] * len(names),
+            "title": [n[1] for n in names],
+            "artist": [n[2] for n in names],
+            "lyrics_path": [None] * len(names),
+            "status": ["ok"] * len(names),
+        },
+        schema=dict.fromkeys(
+            ("track_id", "path", "title", "artist", "lyrics_path", "status"), pl.String
+        ),
+    )
+
+
+CROSS_SCRIPT_TRACKS = [
+    ("ar.0", "Habibi", "Amr Diab"),
+    ("ar.1", "Qalbi", "Nancy Ajram"),
+    ("ar.2", "Tamally Maak", "Amr Diab"),
+    ("ar.3", "Nour El Ain", "Amr Diab"),
+    ("ar.4", "Sahar", "Fairuz"),
+    ("fa.0", "Zindagi", "Kabir Verma"),
+    ("hi.0", "Dil Ki Baat", "Kabir Verma"),
+    ("hi.1", "Tum Hi Ho", "Arijit Singh"),
+    ("bn.0", "Ekla Cholo Re", "Rahim Das"),
+    ("bn.1", "Amar Sonar Bangla", "Rahim Das"),
+    ("en.0", "Wild Path", "Emma Carter"),
+]
+
+
+@pytest.mark.parametrize(
+    ("stem", "track_id"),
+    [
+        # Arabic script writes no short vowels: "حبيبي" is h-b-y-b-y, the title "Habibi"
+        ("حبيبي", "ar.0"),
+        ("قلبي", "ar.1"),
+        ("تملي معاك", "ar.2"),
+        ("عمرو دياب - نور العين", "ar.3"),
+        ("سحر", "ar.4"),
+        ("زندگی", "fa.0"),  # Persian letters
+        # Devanagari and Bengali script: the transliteration path
+        ("दिल की बात", "hi.0"),
+        ("तुम ही हो", "hi.1"),
+        ("একলা চলো রে", "bn.0"),
+        ("রহিম দাস - আমার সোনার বাংলা", "bn.1"),
+    ],
+)
+def test_file_named_in_another_script_pairs_with_romanized_title(stem: str, track_id: str) -> None:
+    result = pair_lyrics(
+        [_doc(f"{stem}.txt", stem=stem)], _named_tracks(CROSS_SCRIPT_TRACKS), PairingSettings()
+    )
+    assert list(result.pairs) == [track_id], result.unpaired
+    assert result.pairs[track_id].method == "fuzzy"
+
+
+def test_latin_file_name_pairs_with_arabic_script_title() -> None:
+    tracks = _named_tracks([("ar.0", "حبيبي", "عمرو دياب"), ("ar.1", "قلبي", "نانسي عجرم")])
+    result = pair_lyrics([_doc("Habibi.txt", stem="Habibi")], tracks, PairingSettings())
+    assert list(result.pairs) == ["ar.0"]
+
+
+def test_two_titles_with_one_consonant_skeleton_are_never_guessed() -> None:
+    tracks = _named_tracks([("ar.0", "Habibi", "Amr Diab"), ("ar.9", "Habiba", "Hakim")])
+    result = pair_lyrics([_doc("حبيبي.txt", stem="حبيبي")], tracks, PairingSettings())
+    assert result.pairs == {}
+    (unpaired,) = result.unpaired
+    assert unpaired.reason == "ambiguous"
+    assert {unpaired.best_track_id, unpaired.second_track_id} == {"ar.0", "ar.9"}
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("حبيبي", "Habibi"),
+        ("حبيبي", "7abibi"),
+        ("قلبي", "Qalbi"),
+        ("عمرو دياب", "Amr Diab"),
+        ("تملي معاك", "Tamally Maak"),
+        ("زندگی", "Zindagi"),
+        ("الله", "Allah"),
+    ],
+)
+def test_consonant_skeletons_of_arabic_and_latin_spellings_meet(one: str, other: str) -> None:
+    assert consonant_skeleton(one) == consonant_skeleton(other)
+
+
+def test_consonant_skeleton_keeps_numbers_and_tells_different_names_apart() -> None:
+    assert consonant_skeleton("Track 2") == "trk 2"
+    assert consonant_skeleton("Shams") != consonant_skeleton("Sahar")

@@ -13,8 +13,9 @@ import torch
 
 from models.zoo import build_model
 from tasks.audio.features import FeatureConfig
+from tasks.evaluation.assignment import fitted_to_json
 from tasks.evaluation.champion import CHAMPION_FILES
-from tasks.evaluation.clustering import cluster, fitted_to_json
+from tasks.evaluation.clustering import cluster
 from tasks.prediction.champion import (
     PredictionError,
     model_version_of,
@@ -107,8 +108,18 @@ def test_a_champion_of_the_pickle_era_asks_for_a_new_evaluation(tmp_path: Path) 
     (tmp_path / "data" / "model.pth").write_bytes(b"pickle")
     (tmp_path / "MLmodel").write_text("flavors: {pytorch: {}}")
 
-    with pytest.raises(PredictionError, match="run the evaluation") as error:
+    with pytest.raises(PredictionError, match="holds a pickled model") as error:
         read_champion_package("models:/vaemusic@champion", "3", tmp_path)
+
+    assert "data/model.pth, MLmodel (flavour pytorch)" in str(error.value)
+    assert "retrain" in str(error.value)
+
+
+def test_a_folder_that_is_no_champion_names_the_missing_files(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a model")
+
+    with pytest.raises(PredictionError, match="run the evaluation") as error:
+        read_champion_package("runs:/abc/champion", None, tmp_path)
 
     for name in CHAMPION_FILES:
         assert name in str(error.value)

@@ -49,3 +49,27 @@ def test_without_a_digest_every_registration_is_a_new_version(tmp_path: Path) ->
         uri = log_model_folder(run_id, _model_folder(tmp_path / "m", run_id=run_id, weights=b"w"))
     first = register_model(uri, "test-no-digest")
     assert int(register_model(uri, "test-no-digest")) == int(first) + 1
+
+
+def test_a_registered_version_shows_its_signature_and_input_example(tmp_path: Path) -> None:
+    # Given a trained model saved the way training saves it, logged and registered ...
+    from mlflow.models import Model
+
+    from models.zoo import build_model
+    from tasks.training.checkpoint import save_trained_model
+    from tests.prediction.cards import card
+
+    model = build_model("mlp_vae", input_shape=(12,)).eval()
+    files = save_trained_model(
+        model, card("mlp_vae", config=model.config.model_dump(mode="json")), tmp_path
+    )
+    with tracked_run("training", "signature") as run_id:
+        version = register_model(log_model_folder(run_id, files), "test-signature-model")
+
+    # ... MLflow finds the signature (what its UI shows on the version's page) and the example.
+    described = Model.load(f"models:/test-signature-model/{version}")
+    assert [spec.name for spec in described.signature.inputs.inputs] == ["x"]
+    assert described.signature.inputs.inputs[0].shape == (-1, 12)
+    assert described.signature.outputs.inputs[0].shape == (-1, model.latent_dim)
+    assert described.saved_input_example_info["artifact_path"] == "input_example.json"
+    assert described.flavors == {}

@@ -99,7 +99,7 @@ def test_a_folder_of_the_pickle_era_asks_for_retraining(tmp_path: Path) -> None:
     (tmp_path / WEIGHTS_FILE).unlink()
     torch.save({"weights": torch.zeros(3)}, tmp_path / "model.pt")
 
-    with pytest.raises(CheckpointError, match="retrained"):
+    with pytest.raises(CheckpointError, match=r"holds a pickled model \(model.pt\).*retrain"):
         load_trained_model(tmp_path)
 
 
@@ -112,3 +112,25 @@ def test_weights_of_another_architecture_are_refused(tmp_path: Path, change: dic
 
     with pytest.raises(CheckpointError, match="does not fit"):
         load_trained_model(tmp_path)
+
+
+def test_a_saved_model_describes_its_serving_signature_without_a_loadable_flavour(
+    tmp_path: Path,
+) -> None:
+    # Given a conditional model saved twice (the second time after other seeds ran) ...
+    from mlflow.models import Model
+
+    _, card = saved_cvae(tmp_path / "a")
+    _, _ = saved_cvae(tmp_path / "b")
+    # ... MLflow reads the encoder's signature and input example from the folder ...
+    described = Model.load(str(tmp_path / "a"))
+    inputs = {spec.name: spec for spec in described.signature.inputs.inputs}
+    assert inputs["x"].shape == (-1, *INPUT_SHAPE)
+    assert str(inputs["condition"].type) == "int64"
+    assert described.signature.outputs.inputs[0].shape[0] == -1
+    example = described.load_input_example(str(tmp_path / "a"))
+    assert example["condition"] == [card.default_condition]
+    # ... but it has no flavour an MLflow loader would unpickle, and the file is the same bytes
+    # for the same model (so registering it again is recognised as the same version).
+    assert described.flavors == {}
+    assert (tmp_path / "a" / "MLmodel").read_bytes() == (tmp_path / "b" / "MLmodel").read_bytes()

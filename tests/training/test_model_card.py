@@ -59,7 +59,15 @@ def test_write_then_read_gives_the_same_card_and_the_same_keys(tmp_path: Path) -
 
     assert path == tmp_path / "new-folder" / "model.json"
     assert ModelCard.read(path.parent) == card
-    assert json.loads(path.read_text()) == LEGACY_CVAE  # readers of the old format still work
+    written = json.loads(path.read_text())
+    # readers of the old format still work: every old key with its value, and the keys added
+    # since (pretrained inputs) at their defaults
+    assert {k: written[k] for k in LEGACY_CVAE} == LEGACY_CVAE
+    assert {k: v for k, v in written.items() if k not in LEGACY_CVAE} == {
+        "inputs": "descriptors",
+        "pretrained": None,
+        "pretrained_key": None,
+    }
 
 
 @pytest.mark.parametrize(

@@ -553,7 +553,13 @@ def test_the_run_holds_plots_latents_and_the_model_folder(
     # the model is its card and safetensors weights: nothing that loads by unpickling
     assert output.model_uri == f"runs:/{output.run_id}/model"
     model_files = {a.path for a in client.list_artifacts(output.run_id, "model")}
-    assert model_files == {"model/model.json", f"model/{WEIGHTS_FILE}"}
+    # the MLmodel file (no flavour) and a JSON input example show the signature in MLflow
+    assert model_files == {
+        "model/model.json",
+        f"model/{WEIGHTS_FILE}",
+        "model/MLmodel",
+        "model/input_example.json",
+    }
 
     card = ModelCard.read(output.model_dir)
     assert card.input_shape == model_input_shape(model)

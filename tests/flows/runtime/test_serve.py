@@ -117,6 +117,7 @@ def served(tmp_path: Path, repo_root: Path) -> Iterator[dict]:
             "ports": (prefect_port, mlflow_port, optuna_port),
             "optuna_url": f"http://127.0.0.1:{optuna_port}",
             "store": store,
+            "auth": (state / "prefect" / "api-auth").read_text().strip(),
             "out": tmp_path / "serve.out",
             "seen": seen,
         }
@@ -141,22 +142,28 @@ def test_serve_runs_a_triggered_deployment_and_stops_without_orphans(
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     songs = write_songs(tmp_path / "songs")
     workdir = tmp_path / "work"
     out = served["out"].read_text()
     assert "Prefect dashboard: http://127.0.0.1:" in out
+    assert served["auth"] not in out  # the login is named by its file, never printed
+    assert_the_api_refuses_strangers(served["api_url"], served["auth"])
     # The dashboard calls this server's API, not Prefect's default port.
     ui_settings = httpx.get(served["api_url"].removesuffix("/api") + "/ui-settings", timeout=30)
     assert ui_settings.json()["api_url"] == served["api_url"]
+    assert ui_settings.json()["auth"] == "BASIC"  # the dashboard asks for the auth string
+    assert ui_settings.json()["csrf_enabled"] is True
     assert "MLflow UI:         http://127.0.0.1:" in out
     assert f"Optuna dashboard:  {served['optuna_url']} (sqlite:///" in out
     assert httpx.get(served["optuna_url"] + "/api/studies", timeout=30).json() == {
         "study_summaries": []
     }
 
-    with temporary_settings(updates={PREFECT_API_URL: served["api_url"]}):
+    with temporary_settings(
+        updates={PREFECT_API_URL: served["api_url"], PREFECT_API_AUTH_STRING: served["auth"]}
+    ):
         # Given the applied deployments (every flow that exists by now must deploy) ...
         with get_client(sync_client=True) as client:
             ingest = client.read_deployment_by_name("ingest/on-demand")
@@ -210,3 +217,44 @@ def test_serve_runs_a_triggered_deployment_and_stops_without_orphans(
     left = [process for process in served["seen"].values() if alive(process)]
     assert not left, [(p.pid, p.cmdline()) for p in left]
     assert not listening_ports(set(served["ports"]))
+
+
+def assert_the_api_refuses_strangers(api_url: str, auth: str) -> None:
+    """The attack of issue 15: any local program (or a web page) read flows and created a
+    deployment with a shell pull step, which the worker then ran. Now every API request needs the
+    auth string (401 without it), every change also a CSRF token that only an authenticated
+    client can fetch (403 without it), and a web page of another origin gets no CORS grant."""
+    shell_step = {
+        "name": "innocent",
+        "flow_id": "00000000-0000-0000-0000-000000000000",
+        "pull_steps": [{"prefect.deployments.steps.run_shell_script": {"script": "touch /tmp/x"}}],
+    }
+    user, _, password = auth.partition(":")
+    with httpx.Client(base_url=api_url, timeout=30) as stranger:
+        assert stranger.get("/csrf-token", params={"client": "x"}).status_code == 401
+        assert stranger.get("/admin/version").status_code == 401
+        forged = {"Prefect-Csrf-Token": "made-up", "Prefect-Csrf-Client": "x"}
+        assert stranger.post("/flows/filter", json={}, headers=forged).status_code == 403
+        assert stranger.post("/deployments/", json=shell_step, headers=forged).status_code == 403
+        guess = stranger.get("/admin/version", auth=(user, "guess"))
+        assert guess.status_code == 401
+
+    with httpx.Client(base_url=api_url, timeout=30, auth=(user, password)) as client:
+        assert client.post("/deployments/", json=shell_step).status_code == 403  # no CSRF token
+        token = client.get("/csrf-token", params={"client": "test"}).json()["token"]
+        csrf = {"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": "test"}
+        assert client.post("/flows/filter", json={}, headers=csrf).is_success
+
+    dashboard = api_url.removesuffix("/api")
+    for origin, granted in [("http://evil.example", False), (dashboard, True)]:
+        preflight = httpx.options(
+            f"{api_url}/deployments/",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+            timeout=30,
+        )
+        allowed = preflight.headers.get("access-control-allow-origin")
+        assert (allowed == origin) is granted, (origin, preflight.status_code, allowed)

@@ -220,3 +220,40 @@ def test_an_optuna_storage_that_cannot_be_opened_is_one_clear_error(tmp_path: Pa
     )
     assert "--optuna-storage" in str(raised.value)
     assert supervisor.services == []
+
+
+def test_the_api_auth_string_is_made_once_owner_only_and_reaches_clients_not_reprs(
+    tmp_path: Path,
+) -> None:
+    from flows.runtime.environment import serve_api_auth
+    from flows.runtime.services import prefect_server_environment
+    from flows.runtime.state import api_auth_path, ensure_api_auth
+
+    home = tmp_path / "prefect"
+    auth = ensure_api_auth(home)
+    assert ensure_api_auth(home) == auth  # once per installation
+    assert api_auth_path(home).stat().st_mode & 0o777 == 0o600
+    user, _, password = auth.partition(":")
+    assert user
+    assert len(password) >= 32
+
+    plan = ServicePlan.build(
+        "127.0.0.1", 4200, 5000, state=ServiceState(tmp_path), repo_root=tmp_path, api_auth=auth
+    )
+    assert plan.env["PREFECT_API_AUTH_STRING"] == auth  # worker, deploy, flow runs
+    assert auth not in repr(plan)
+    server = prefect_server_environment(
+        plan.env, api_url=plan.api_url, api_auth=auth, ui_origins=plan.dashboard_origins
+    )
+    assert server["PREFECT_SERVER_API_AUTH_STRING"] == auth
+    assert server["PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED"] == "true"
+    assert server["PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS"] == (
+        "http://127.0.0.1:4200,http://localhost:4200"
+    )
+    assert "PREFECT_API_URL" not in server
+    # A command-line run that finds this serve sends the same string.
+    os.environ.pop("PREFECT_API_AUTH_STRING", None)
+    try:
+        assert serve_api_auth(home) == auth
+    finally:
+        os.environ.pop("PREFECT_API_AUTH_STRING", None)
