@@ -118,6 +118,7 @@ def served(tmp_path: Path, repo_root: Path) -> Iterator[dict]:
             "optuna_url": f"http://127.0.0.1:{optuna_port}",
             "store": store,
             "auth": (state / "prefect" / "api-auth").read_text().strip(),
+            "prefect_home": state / "prefect",
             "out": tmp_path / "serve.out",
             "seen": seen,
         }
@@ -195,6 +196,24 @@ def test_serve_runs_a_triggered_deployment_and_stops_without_orphans(
     assert experiment is not None
     runs = mlflow.search_runs([experiment.experiment_id])
     assert [(r.info.status, r.data.metrics["n_ok"]) for r in runs] == [("FINISHED", 3.0)]
+
+    # A command on this machine (no API configured) finds the running serve and sends its auth
+    # string: without it, every call of a command-line run would be refused with 401.
+    probe = (
+        "from prefect.client.orchestration import get_client\n"
+        "from flows.runtime.prefect_api import connected\n"
+        "with connected() as url, get_client(sync_client=True) as client:\n"
+        "    print(url, sorted(flow.name for flow in client.read_flows()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(repo_root), "PREFECT_HOME": str(served["prefect_home"])}
+    for name in ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING"):
+        env.pop(name, None)
+    command = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert command.returncode == 0, command.stderr
+    assert command.stdout.startswith(served["api_url"])
+    assert "'ingest'" in command.stdout
 
     # Nothing listens beyond loopback.
     serve_process = psutil.Process(served["process"].pid)
