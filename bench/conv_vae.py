@@ -71,6 +71,16 @@ VARIANTS: dict[str, Variant] = {
     "after": Variant("the same, channels-last activations", _BEFORE_MODEL, _BEFORE_TRAIN),
     "batch64": Variant("channels-last, batch 64", _BEFORE_MODEL, {"batch_size": 64}),
     "3 stages": Variant("channels-last, channels 16-64", {"channels": [16, 32, 64]}),
+    "crops4": Variant(
+        "channels-last, 4 random crops per track and epoch, 12 epochs",
+        _BEFORE_MODEL,
+        {**_BEFORE_TRAIN, "crops_per_track": 4, "epochs": 12, "patience": 6},
+    ),
+    "crops4x8": Variant(
+        "channels-last, 4 random crops per track and epoch, 8 epochs",
+        _BEFORE_MODEL,
+        {**_BEFORE_TRAIN, "crops_per_track": 4},
+    ),
 }
 
 
@@ -127,7 +137,7 @@ def train_variant(
     wall = time.perf_counter() - started
     latents = encode_tracks(ready.model, ready.batches["all"], ready.tracks["track_id"].to_list())
     labels = ready.tracks["genre"].to_list()
-    n_train = len(ready.batches["train"].rows)
+    n_train = ready.batches["train"].examples_per_epoch  # crops one epoch really sees
     epoch_s = [n_train / rate for rate in outcome.history["examples_per_second"]]
     return {
         "variant": name,

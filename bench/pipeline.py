@@ -167,8 +167,11 @@ def _unix(timestamp: str | None) -> float | None:
     return datetime.fromisoformat(timestamp).replace(tzinfo=UTC).timestamp()
 
 
-def prefect_intervals(prefect_db: Path) -> tuple[list[Interval], list[Interval]]:
-    """(flow runs named by their flow, task runs with their flow-run id), completed runs only."""
+def prefect_intervals(
+    prefect_db: Path, since: float = 0.0
+) -> tuple[list[Interval], list[Interval]]:
+    """(flow runs named by their flow, task runs with their flow-run id), completed runs only,
+    those started at or after `since` (a re-run's database also holds the first run's)."""
     with sqlite3.connect(f"file:{prefect_db}?mode=ro", uri=True) as db:
         flows = db.execute(
             "select f.name, r.start_time, r.end_time, r.id from flow_run r "
@@ -183,7 +186,10 @@ def prefect_intervals(prefect_db: Path) -> tuple[list[Interval], list[Interval]]
         for name, start, end, run_id in flows
     ]
     task_runs = [Interval(name, _unix(s), _unix(e), flow) for name, s, e, flow in tasks]
-    return flow_runs, task_runs
+    return (
+        [run for run in flow_runs if run.start >= since],
+        [run for run in task_runs if run.start >= since],
+    )
 
 
 def mlflow_training_seconds(mlflow_db: Path) -> dict[str, float]:
@@ -362,7 +368,7 @@ def run_pipeline(
     if returncode != 0:
         print(log_path.read_text()[-4000:], file=sys.stderr)
         raise RuntimeError(f"{label} failed with exit code {returncode} ({log_path})")
-    flow_runs, task_runs = prefect_intervals(root / "prefect" / "prefect.db")
+    flow_runs, task_runs = prefect_intervals(root / "prefect" / "prefect.db", since=started)
     training_seconds = mlflow_training_seconds(root / "mlflow.db")
     samples = sampler.samples
     return {

@@ -18,9 +18,12 @@ prior, and an inference network that fuses the modalities in one of four ways (`
 
 Missing lyrics (`lyrics_mask` False) are masked, never replaced by zeros that pretend to be lyrics:
 their rows are dropped with `torch.where` before any arithmetic (so even NaN there cannot leak) and
-their lyrics reconstruction term is excluded. Loss = audio reconstruction + lyrics_weight * lyrics
-reconstruction + kl_weight * beta * KL, in nats per track; the lyrics term is summed over tracks
-with lyrics and divided by the batch size, so a track without lyrics contributes 0, not an average.
+their lyrics reconstruction term is excluded. Loss = audio reconstruction + lyrics_weight *
+(audio dims / lyrics dims) * lyrics reconstruction + kl_weight * beta * KL, in nats per track (the
+width ratio balances the modalities: a sum over 384 lyrics dimensions would otherwise outweigh
+127 audio ones; on the demo it turned audio+lyrics from below its audio-only control to above);
+the lyrics term is summed over tracks with lyrics and divided by the batch size, so a track
+without lyrics contributes 0, not an average.
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ class MultimodalVAEConfig(MLPArchitectureConfig, KLRegularizationConfig):
     lyrics_weight: float = Field(
         1.0,
         ge=0.0,
-        description="Weight of the lyrics reconstruction term relative to the audio one.",
+        description="Weight of the lyrics reconstruction term relative to the audio one, per "
+        "dimension (1: both modalities weigh alike, whatever their widths).",
     )
     attention_dim: PositiveInt = Field(
         64, description="Token width for fusion='attention' (divisible by attention_heads)."
@@ -253,6 +257,11 @@ class MultimodalVAE(RepresentationModel):
             )
         (audio_dim,) = self.input_shape
         self.lyrics_dim = lyrics_dim
+        # Each reconstruction term is a sum over its dimensions: a 384-d sentence embedding
+        # would outvote a 127-d audio summary by its width alone, pulling the shared code towards
+        # the lyrics whatever they are worth. Scaled per dimension, `lyrics_weight` 1 gives both
+        # modalities one say (MVAE balances its likelihoods the same way).
+        self.lyrics_balance = audio_dim / lyrics_dim
         self.fusion: str = config.fusion
         self.register_buffer("lyrics_mean", torch.zeros(lyrics_dim))
         self.register_buffer("lyrics_std", torch.ones(lyrics_dim))
@@ -356,7 +365,8 @@ class MultimodalVAE(RepresentationModel):
             has_lyrics, per_track_lyrics, torch.zeros_like(per_track_lyrics)
         )
         lyrics_term = per_track_lyrics.sum() / max(per_track_lyrics.shape[0], 1)
-        reconstruction = audio_term + self.config.lyrics_weight * lyrics_term
+        lyrics_scale = self.config.lyrics_weight * self.lyrics_balance
+        reconstruction = audio_term + lyrics_scale * lyrics_term
         kl = gaussian_kl_to_standard_normal(outputs["mu"], outputs["logvar"])
         return self.negative_elbo(
             reconstruction,

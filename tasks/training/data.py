@@ -222,10 +222,12 @@ class CropBatches:
         shuffle: bool,
         device: torch.device,
         seed: int = 0,
+        crops_per_track: int | None = None,
     ) -> None:
         self.x = arrays.x
         self.track_index = arrays.track_index
         self.rows = np.flatnonzero(np.isin(self.track_index, tracks))
+        self.crops_per_track = crops_per_track if shuffle else None
         self.side = side
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -233,13 +235,24 @@ class CropBatches:
         self.seed = seed
         self.epoch = 0
 
+    @property
+    def examples_per_epoch(self) -> int:
+        if self.crops_per_track is None:
+            return len(self.rows)
+        counts = np.bincount(self.track_index[self.rows])
+        return int(np.minimum(counts, self.crops_per_track).sum())
+
     def __len__(self) -> int:
-        return int(np.ceil(len(self.rows) / self.batch_size))
+        return int(np.ceil(self.examples_per_epoch / self.batch_size))
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         rows = self.rows
         if self.shuffle:
-            rows = np.random.default_rng((self.seed, self.epoch)).permutation(rows)
+            rng = np.random.default_rng((self.seed, self.epoch))
+            rows = rng.permutation(rows)
+            if self.crops_per_track is not None:
+                subset = _first_per_track(rows, self.track_index, self.crops_per_track)
+                rows = rng.permutation(subset)
             self.epoch += 1
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start : start + self.batch_size]
@@ -258,3 +271,15 @@ class CropBatches:
             batch["lyrics"] = torch.from_numpy(self.side.lyrics[tracks]).to(self.device)
             batch["lyrics_mask"] = torch.from_numpy(self.side.lyrics_mask[tracks]).to(self.device)
         return batch
+
+
+def _first_per_track(rows: np.ndarray, track_index: np.ndarray, most: int) -> np.ndarray:
+    """The first `most` of `rows` (already shuffled) of each track: a fresh random subset of
+    every track's crops per epoch, so a few crops per track and epoch still see them all over
+    the epochs."""
+    tracks = track_index[rows]
+    order = np.argsort(tracks, kind="stable")
+    sorted_tracks = tracks[order]
+    starts = np.flatnonzero(np.r_[True, sorted_tracks[1:] != sorted_tracks[:-1]])
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    return rows[order[rank < most]]

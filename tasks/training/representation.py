@@ -341,6 +341,7 @@ def prepare_training(
             shuffle=name == "train",
             device=device,
             seed=spec.train.seed,
+            crops_per_track=spec.train.crops_per_track,
         )
         for name, rows in (
             ("train", train_tracks),

@@ -54,6 +54,12 @@ class TrainConfig(BaseModel):
         5, ge=0, description="Epochs over which the KL weight rises to 1."
     )
     pretrain_epochs: int = Field(10, ge=0, description="VaDE: autoencoder pre-training epochs.")
+    crops_per_track: int | None = Field(
+        None,
+        ge=1,
+        description="Crops of each training track seen per epoch, drawn anew every epoch "
+        "(an epoch then costs this share of the crops); empty: every crop.",
+    )
     seed: int = Field(0, description="Seed of weights, split and batch order.")
     device: str = Field("auto", description="'auto' (GPU when present), 'cpu' or 'cuda'.")
     mixed_precision: bool = Field(True, description="Automatic mixed precision (GPU only).")
@@ -439,7 +445,7 @@ def train_model(
         _run_epochs(
             model, train, validation, config, phase="pretrain", outcome=outcome, progress=progress
         )
-        seen_examples += len(train.rows) * config.pretrain_epochs
+        seen_examples += train.examples_per_epoch * config.pretrain_epochs
         model.initialize_prior(encode_rows(model, train))
     _run_epochs(
         model,
@@ -451,7 +457,7 @@ def train_model(
         on_epoch=on_epoch,
         progress=progress,
     )
-    seen_examples += len(train.rows) * len(outcome.history.get("train_loss", []))
+    seen_examples += train.examples_per_epoch * len(outcome.history.get("train_loss", []))
     outcome.examples_per_second = seen_examples / max(outcome.seconds, 1e-9)
     return outcome
 

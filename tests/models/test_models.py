@@ -667,6 +667,20 @@ def test_weighted_fusion_renormalises_weights_when_lyrics_are_missing() -> None:
     torch.testing.assert_close(weights[1], torch.tensor([1.0, 0.0]))
 
 
+def test_lyrics_term_is_weighed_per_dimension_against_the_audio_term() -> None:
+    """A wide sentence embedding must not outvote the audio by its width alone: lyrics_weight 1
+    gives the two reconstruction terms one say per dimension."""
+    torch.manual_seed(0)
+    model = make_model("multimodal_vae", "late")
+    batch = make_batch("multimodal_vae", batch_size=6)
+    losses = model.loss_function(batch, model(batch), kl_weight=0.0)
+    (audio_dim,) = model.input_shape
+    expected = losses["reconstruction_audio"] + losses["reconstruction_lyrics"] * (
+        audio_dim / model.lyrics_dim
+    )
+    torch.testing.assert_close(losses["reconstruction"], expected)
+
+
 def test_lyrics_normalization_and_masked_lyrics_loss() -> None:
     torch.manual_seed(0)
     model = make_model("multimodal_vae", "early")

@@ -247,6 +247,40 @@ def test_rising_validation_loss_stops_early_and_restores_the_best_epoch(
 # --------------------------------------------------------------------------- KL warm-up
 
 
+def test_crops_per_track_draws_a_fresh_subset_of_every_track_each_epoch(
+    crop_arrays: CropArrays,
+) -> None:
+    batches = CropBatches(
+        crop_arrays,
+        TRAIN_TRACKS,
+        TrackSideInformation(),
+        batch_size=7,
+        shuffle=True,
+        device=CPU,
+        crops_per_track=3,
+    )
+    assert batches.examples_per_epoch == 3 * len(TRAIN_TRACKS)
+    assert len(batches) == int(np.ceil(3 * len(TRAIN_TRACKS) / 7))
+    owner = crop_arrays.track_index
+    first, second = ({*np.concatenate([_rows_of(b, crop_arrays) for b in batches])} for _ in "ab")
+    for epoch in (first, second):
+        assert len(epoch) == 3 * len(TRAIN_TRACKS)  # no crop twice in an epoch
+        assert np.bincount(owner[list(epoch)], minlength=N_TRACKS)[TRAIN_TRACKS].tolist() == [
+            3
+        ] * len(TRAIN_TRACKS)
+    assert first != second  # another subset next epoch
+    # validation always sees every crop
+    validation = batches_of(crop_arrays, VALIDATION_TRACKS, shuffle=False)
+    assert validation.examples_per_epoch == CROPS_PER_TRACK * len(VALIDATION_TRACKS)
+
+
+def _rows_of(batch: dict[str, torch.Tensor], arrays: CropArrays) -> np.ndarray:
+    """Crop rows of a batch, found by their (unique) feature values."""
+    x = np.asarray(arrays.x)
+    found = [int(np.flatnonzero((x == row).all(axis=1))[0]) for row in batch["x"].numpy()]
+    return np.asarray(found)
+
+
 def test_kl_weight_rises_linearly_over_the_warmup_epochs(crop_arrays: CropArrays) -> None:
     train, validation = train_and_validation(crop_arrays)
     outcome = train_model(
