@@ -88,7 +88,7 @@ def test_an_unknown_set_key_lists_the_valid_keys_before_ingest(
         "(model keys: beta, capacity_max, capacity_steps, dropout, hidden_dims, latent_dim; "
         in line
     )
-    assert "; trainer keys: batch_size, device, epochs, " in line
+    assert "; trainer keys: batch_size, crops_per_track, device, epochs, " in line
     assert no_flow_runs == []  # nothing ran: no ingest
 
 
