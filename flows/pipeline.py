@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.evaluate import EvaluateConfig, EvaluateResult, evaluate_flow
-from flows.ingest import IngestConfig, ingest_flow
+from flows.ingest import IngestConfig, IngestResult, ingest_flow
 from flows.lyrics import LyricsConfig, lyrics_flow
 from registry.tracking import log_params, set_tags, tracked_run, tracking_uri
 from tasks.audio.discovery import CollectionPath, SourceSettings
@@ -27,7 +27,7 @@ from tasks.evaluation.plots import MapMethod
 from tasks.evaluation.representations import read_labels
 from tasks.evaluation.tracking import log_pipeline_outcome
 from tasks.training.comparison import Profile, model_specs, pretrained_config
-from tasks.training.representation import train_representation
+from tasks.training.representation import ModelSpec, train_representation
 from tasks.training.trainer import NonFiniteLossError
 
 
@@ -104,23 +104,7 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
                 "fingerprint": ingested.fingerprint,
             },
         )
-        training_runs, diverged = {}, {}
-        for spec in specs:
-            try:
-                output = train_representation(
-                    spec,
-                    ingested.workspace,
-                    ingested.feature_key,
-                    ingested.fingerprint,
-                    parent_run_id=run_id,
-                    pretrained_key=ingested.pretrained_key,
-                )
-            except NonFiniteLossError as error:  # one diverged model does not stop the others
-                diverged[spec.run_name] = str(error)
-                logger.warning("%s left out of the comparison: %s", spec.run_name, error)
-                continue
-            training_runs[spec.run_name] = output.run_id
-            logger.info("%s [%s]: run %s", spec.model, output.features, output.run_id)
+        training_runs, diverged = _train_each(specs, ingested, run_id)
         if diverged and not training_runs:
             raise RunFailure(f"every training diverged: {'; '.join(diverged.values())}")
         result = evaluate_flow(
@@ -155,3 +139,29 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
     for name, message in diverged.items():
         print(f"left out (training diverged): {name}: {message}")
     return result
+
+
+def _train_each(
+    specs: list[ModelSpec], ingested: IngestResult, parent_run_id: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Train every model of the comparison in turn: (MLflow run id by run name, the message of
+    each training that diverged). A diverged model is left out; the others go on."""
+    logger = get_run_logger()
+    training_runs, diverged = {}, {}
+    for spec in specs:
+        try:
+            output = train_representation(
+                spec,
+                ingested.workspace,
+                ingested.feature_key,
+                ingested.fingerprint,
+                parent_run_id=parent_run_id,
+                pretrained_key=ingested.pretrained_key,
+            )
+        except NonFiniteLossError as error:
+            diverged[spec.run_name] = str(error)
+            logger.warning("%s left out of the comparison: %s", spec.run_name, error)
+            continue
+        training_runs[spec.run_name] = output.run_id
+        logger.info("%s [%s]: run %s", spec.model, output.features, output.run_id)
+    return training_runs, diverged

@@ -14,7 +14,9 @@ from models.multimodal_vae import Fusion
 from models.zoo import MODEL_NAMES
 from registry.champion import CHAMPION_MODEL
 from registry.models import version_by_alias
+from registry.tracking import tracked_run
 from tasks.audio.features import FeatureConfig
+from tasks.core.workspace import Workspace
 from tasks.demo import DemoSettings
 from tasks.evaluation.metrics import EXTERNAL_METRICS, INTERNAL_METRICS
 from tasks.evaluation.report import METHODS
@@ -182,3 +184,41 @@ def test_second_run_trains_nothing_and_registers_nothing(pipeline_run) -> None:
     assert _training_runs(client) == before
     assert _registered_versions(client) == versions
     assert pl.read_csv(second.comparison).equals(pl.read_csv(first.comparison))
+
+
+def test_a_diverged_training_is_left_out_and_the_others_go_on(pipeline_run) -> None:
+    from prefect import flow
+
+    from flows.ingest import IngestConfig, ingest_flow
+    from flows.pipeline import _train_each
+    from tasks.demo.collection import demo_collection
+    from tasks.training.comparison import pretrained_config
+    from tasks.training.representation import ModelSpec
+    from tasks.training.trainer import TrainConfig
+
+    config, _ = pipeline_run
+    workspace = Workspace.open(config.workdir)
+    diverging = ModelSpec(
+        model="mlp_vae",
+        train=TrainConfig(learning_rate=1e12, epochs=2, seed=7),
+        features_label="diverging",
+    )
+    sound = ModelSpec(model="mlp_vae", train=TrainConfig(epochs=1, seed=7), features_label="sound")
+
+    @flow
+    def train_both() -> tuple[dict[str, str], dict[str, str]]:
+        ingested = ingest_flow(  # cached: the pipeline's own ingest
+            IngestConfig(
+                data=demo_collection(workspace.demo_data, config.demo),
+                workdir=config.workdir,
+                features=TINY_FEATURES,
+                pretrained=pretrained_config("quick"),
+            )
+        )
+        with tracked_run("pipeline", "diverged test") as run_id:
+            return _train_each([diverging, sound], ingested, run_id)
+
+    trained, diverged = train_both()
+    assert list(trained) == [sound.run_name]
+    assert list(diverged) == [diverging.run_name]
+    assert "learning rate" in diverged[diverging.run_name]
