@@ -197,15 +197,16 @@ def unreadable_reason(path: Path, *, max_bytes: int | None = None) -> str | None
     return None
 
 
-def _inside(value: str, base: Path, allow_outside: bool) -> tuple[Path | None, str | None]:
-    """(absolute path, None) for a manifest cell, or (None, why it is refused)."""
+def path_under(
+    value: str, base: Path, *, allow_outside: bool, folder: str = "the manifest's folder"
+) -> tuple[Path | None, str | None]:
+    """(absolute path, None) of a path a table names (relative to `base`, symlinks followed), or
+    (None, why it is refused): outside `base` while `allow_outside` is off. `folder` names `base`
+    in the message. The one confinement rule of manifests and lyrics tables."""
     path = Path(value).expanduser()
     resolved = (path if path.is_absolute() else base / path).resolve()
-    if not allow_outside and not resolved.is_relative_to(base):
-        return None, (
-            f"{value!r} is outside the manifest's folder {base} "
-            "(set allow_outside_paths to read it)"
-        )
+    if not allow_outside and not resolved.is_relative_to(base.resolve()):
+        return None, (f"{value!r} is outside {folder} {base} (--allow-outside-paths to read it)")
     return resolved, None
 
 
@@ -228,14 +229,16 @@ def _manifest_row(row: dict, number: int, base: Path, settings: SourceSettings) 
     if audio_value is None:
         out["refused"] = f"row {number}: empty audio_path"
         return out
-    path, problem = _inside(audio_value, base, settings.allow_outside_paths)
+    path, problem = path_under(audio_value, base, allow_outside=settings.allow_outside_paths)
     problem = problem or unreadable_reason(path, max_bytes=settings.max_file_bytes)
     if problem:
         out["refused"] = f"row {number}: audio_path {problem}"
     else:
         out["path"] = str(path)
     if out["lyrics_path"] is not None:
-        lyrics, problem = _inside(out["lyrics_path"], base, settings.allow_outside_paths)
+        lyrics, problem = path_under(
+            out["lyrics_path"], base, allow_outside=settings.allow_outside_paths
+        )
         out["lyrics_path"] = None if lyrics is None else str(lyrics)
         if problem:
             out["note"] = f"lyrics_path {problem}: not read"

@@ -26,6 +26,7 @@ import torch
 import torchaudio.functional as AF
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.core.atomic import replaced_atomically
 from tasks.core.errors import UserInputError
 from tasks.core.hashing import code_digest
 from tasks.core.progress import run_logger_or
@@ -93,9 +94,8 @@ class TrackFeatures:
     def save(self, path: Path) -> None:
         """Write the arrays and their checksum (`array_checksum`) as one .npz, atomically."""
         arrays = self.__dict__
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays, **{CHECKSUM_KEY: np.array(array_checksum(arrays))})
-        tmp.replace(path)  # atomic: a killed run never leaves a half-written feature file
+        with replaced_atomically(path) as tmp:
+            np.savez(tmp, **arrays, **{CHECKSUM_KEY: np.array(array_checksum(arrays))})
 
     @classmethod
     def load(cls, path: Path) -> TrackFeatures:

@@ -32,6 +32,7 @@ from registry.tracking import log_artifact, log_metrics, log_params, set_tags, t
 from tasks.audio.decoding import AudioConfig, AudioRejected, AudioUnreadable, decode_audio
 from tasks.audio.discovery import SourceSettings
 from tasks.audio.features import FeatureConfig, TrackFeatures, extractor_for, summary_feature_names
+from tasks.core.atomic import replaced_atomically
 from tasks.core.caching import cached_on
 from tasks.core.hashing import file_sha256
 from tasks.core.progress import CountProgress, Logger
@@ -266,9 +267,8 @@ def _validate(
 
 
 def _write_text_atomically(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)  # a killed run never leaves half a record under the final name
+    with replaced_atomically(path) as tmp:
+        tmp.write_text(text)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ import os
 import struct
 import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Final, Literal, get_args
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tasks.core.atomic import replaced_atomically
 from tasks.core.errors import UserInputError
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
@@ -341,10 +341,8 @@ def read_tag_names(configuration_source: str) -> dict[str, list[str]]:
 
 
 def _write_atomic(path: Path, content: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as stream:
-        stream.write(content)
-    os.chmod(stream.name, 0o644)  # NamedTemporaryFile creates 0600; the weights are not secret
-    Path(stream.name).replace(path)
+    with replaced_atomically(path) as tmp:
+        tmp.write_bytes(content)
 
 
 def convert_wheel(wheel: Path, destination: Path) -> MusicnnManifest:

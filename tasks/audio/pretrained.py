@@ -20,8 +20,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -33,13 +31,14 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.musicnn import MEL_BANDS, N_TAGS, PATCH_FRAMES, PENULTIMATE_DIM, Musicnn
-from tasks.audio.features import resolve_device
+from tasks.audio.features import CHECKSUM_KEY, array_checksum, load_verified, resolve_device
 from tasks.audio.musicnn_weights import (
     PretrainedNetwork,
     WeightsMissing,
     installed_manifest,
     weights_dir,
 )
+from tasks.core.atomic import replaced_atomically
 from tasks.core.hashing import code_digest
 
 __all__ = [
@@ -114,15 +113,22 @@ class PretrainedFeatures:
     patch_tags: np.ndarray
 
     def save(self, path: Path) -> None:
-        """Write an npz atomically (temporary file in the same folder, then rename)."""
+        """Write an npz with its `array_checksum` atomically (temporary file in the same folder,
+        then rename)."""
         path = Path(path)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-            np.savez(f, patch_embeddings=self.patch_embeddings, patch_tags=self.patch_tags)
-        os.replace(f.name, path)
+        arrays = {"patch_embeddings": self.patch_embeddings, "patch_tags": self.patch_tags}
+        with replaced_atomically(path) as tmp:
+            np.savez(tmp, **arrays, **{CHECKSUM_KEY: np.array(array_checksum(arrays))})
 
     @classmethod
     def load(cls, path: Path) -> PretrainedFeatures:
-        with np.load(path, allow_pickle=False) as data:
+        """The features stored at `path`, verified as the hand-crafted ones (`load_verified`).
+
+        Raises:
+            DamagedFeatureFile: the file is truncated, corrupted or fails its checksum (it is
+                moved aside, so the next ingest computes it again).
+        """
+        with load_verified(path) as data:
             return cls(
                 patch_embeddings=data["patch_embeddings"].astype(np.float32),
                 patch_tags=data["patch_tags"].astype(np.float32),

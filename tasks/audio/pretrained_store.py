@@ -28,6 +28,7 @@ from tasks.audio.pretrained import (
     PretrainedFeatures,
     pretrained_extractor_for,
 )
+from tasks.core.atomic import replaced_atomically
 from tasks.core.caching import cached_on
 from tasks.core.workspace import Workspace
 
@@ -51,8 +52,9 @@ class PretrainedRecord(BaseModel):
         """Write the record into the work dir and the manifest into the store; return the
         record's path."""
         text = self.model_dump_json(indent=2)
-        workspace.pretrained_manifest(self.key).write_text(text)
-        workspace.pretrained_record.write_text(text)
+        for path in (workspace.pretrained_manifest(self.key), workspace.pretrained_record):
+            with replaced_atomically(path) as tmp:
+                tmp.write_text(text)
         return workspace.pretrained_record
 
     @classmethod
@@ -157,7 +159,8 @@ def gather_pretrained(
     for future, chunk in zip(futures, chunks, strict=True):
         count = future.result()
         if future.state.name != "Cached":
-            computed += count
+            computed += count  # the batch ran just now: its files are all in the store
+            continue
         paths, hashes = [p for p, _ in chunk], [h for _, h in chunk]
         computed += store_pretrained(paths, hashes, audio, config, workspace)
     return computed
@@ -169,6 +172,8 @@ def read_pretrained(workspace: Workspace, pretrained_key: str, sha256: str) -> P
     Raises:
         FileNotFoundError: the content has none under `pretrained_key` (the message says what
             to run).
+        DamagedFeatureFile: the stored file is damaged (moved aside; the next ingest
+            recomputes it).
     """
     path = workspace.pretrained_file(pretrained_key, sha256)
     if not path.is_file():

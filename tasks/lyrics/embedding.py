@@ -37,6 +37,7 @@ import polars as pl
 from prefect import task
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.core.atomic import replaced_atomically
 from tasks.core.caching import cached_on
 from tasks.core.progress import CountProgress, run_logger_or
 from tasks.core.workspace import Workspace
@@ -121,9 +122,8 @@ class EmbeddingCache:
 
     def put(self, key: str, vector: np.ndarray) -> None:
         path = self._path(key)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, np.asarray(vector, dtype=np.float32))
-        tmp.replace(path)
+        with replaced_atomically(path) as tmp:
+            np.save(tmp, np.asarray(vector, dtype=np.float32))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,23 +178,22 @@ def embed_texts(
     if encoder.kind == CHAR_NGRAM_KIND:
         return _embed_char_ngram(texts, romanized, encoder, settings, cache_root)
     views = input_views(texts, line_languages, settings)
+    view_keys = [[text_sha256(text) for text in view] for view in views]
     cache = EmbeddingCache(cache_root, encoder.encoder_id)
     vectors: dict[str, np.ndarray] = {}
     missing: dict[str, str] = {}  # key -> input, each distinct input once
-    for view in views:
-        for text in view:
-            key = text_sha256(text)
-            found = vectors.get(key)
-            if found is None and key not in missing:
+    for view, keys in zip(views, view_keys, strict=True):
+        for text, key in zip(view, keys, strict=True):
+            if key not in vectors and key not in missing:
                 found = cache.get(key)
                 if found is None:
                     missing[key] = text
                 else:
                     vectors[key] = found
-    computed = sum(1 for view in views if any(text_sha256(t) in missing for t in view))
+    computed = sum(1 for keys in view_keys if any(key in missing for key in keys))
     if missing:
         _embed_missing(missing, vectors, encoder, settings, cache)
-    rows = [np.mean([vectors[text_sha256(t)] for t in view], axis=0) for view in views]
+    rows = [np.mean([vectors[key] for key in keys], axis=0) for keys in view_keys]
     dim = rows[0].shape[0] if rows else _width_without_texts(encoder)
     matrix = np.stack(rows).astype(np.float32) if rows else np.zeros((0, dim), np.float32)
     if settings.normalize and any(len(view) > 1 for view in views):
@@ -317,9 +316,8 @@ def write_lyrics_embeddings(
         },
         schema=TABLE_SCHEMA,
     )
-    tmp = path.with_suffix(".tmp.parquet")
-    table.write_parquet(tmp)
-    tmp.replace(path)
+    with replaced_atomically(path) as tmp:
+        table.write_parquet(tmp)
     # The sidecar keeps the encoder and the width even when no track has lyrics (no rows).
     meta = {
         "encoder_id": encoder_id,

@@ -27,7 +27,7 @@ from pathlib import Path
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from tasks.audio.discovery import SourceSettings
+from tasks.audio.discovery import SourceSettings, path_under
 from tasks.core.errors import UserInputError
 from tasks.core.hashing import file_sha256, open_regular_file
 from tasks.core.progress import run_logger_or
@@ -153,11 +153,6 @@ def cut_text(text: str, max_bytes: int, size: int | None = None) -> tuple[str, s
     )
 
 
-def read_text_file(path: Path, *, max_bytes: int = DEFAULT_SETTINGS.max_lyrics_bytes) -> str:
-    """A lyrics file as text (`read_bounded_text` without the note)."""
-    return read_bounded_text(path, max_bytes=max_bytes)[0]
-
-
 def read_bounded_text(
     path: Path, *, max_bytes: int = DEFAULT_SETTINGS.max_lyrics_bytes
 ) -> tuple[str, str | None]:
@@ -273,15 +268,9 @@ def _cell(row: dict, name: str) -> str | None:
 
 
 def resolve_under(value: str, base: Path, *, allow_outside: bool) -> tuple[Path | None, str | None]:
-    """(absolute path, None) of a path named in a table (relative to `base`), or (None, why it
-    is refused): outside `base` while `allow_outside` is off."""
-    path = Path(value).expanduser()
-    resolved = (path if path.is_absolute() else base / path).resolve()
-    if not allow_outside and not resolved.is_relative_to(base.resolve()):
-        return None, (
-            f"{value!r} is outside the table's folder {base} (set allow_outside_paths to read it)"
-        )
-    return resolved, None
+    """(absolute path, None) of a path named in a lyrics table (relative to `base`), or (None,
+    why it is refused): the manifests' confinement rule."""
+    return path_under(value, base, allow_outside=allow_outside, folder="the table's folder")
 
 
 def _table_row_document(

@@ -17,6 +17,7 @@ import polars as pl
 from prefect import task
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.core.atomic import replaced_atomically
 from tasks.core.caching import cached_on
 from tasks.core.hashing import file_sha256
 from tasks.core.workspace import Workspace
@@ -153,9 +154,8 @@ def build_lyrics_table(
         else:
             rows.append(_row_for(track_id, documents[pair.document_index], pair.method, pair.score))
     table = pl.DataFrame(rows, schema=LYRICS_SCHEMA)
-    tmp = workspace.lyrics_table.with_suffix(".tmp.parquet")
-    table.write_parquet(tmp)
-    tmp.replace(workspace.lyrics_table)
+    with replaced_atomically(workspace.lyrics_table) as tmp:
+        table.write_parquet(tmp)
     unpaired = result.unpaired_table(documents)
     unpaired.write_csv(workspace.unpaired_lyrics)
 

@@ -9,6 +9,7 @@ import librosa
 import numpy as np
 import pytest
 
+from tasks.audio.features import DamagedFeatureFile
 from tasks.audio.pretrained import (
     PRETRAINED_SAMPLE_RATE,
     PretrainedConfig,
@@ -113,6 +114,22 @@ def test_features_round_trip_through_an_atomic_file(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.patch_embeddings, features.patch_embeddings)
     np.testing.assert_array_equal(loaded.patch_tags, features.patch_tags)
     assert [p.name for p in tmp_path.iterdir()] == ["track.npz"]  # no temporary file left
+
+
+def test_a_damaged_features_file_is_one_clear_error_and_moved_aside(tmp_path: Path) -> None:
+    # given stored features whose bytes were altered on disk (same length, still a zip)
+    features = PretrainedFeatures(np.ones((2, 200), np.float32), np.ones((2, 50), np.float32))
+    path = tmp_path / "track.npz"
+    features.save(path)
+    raw = bytearray(path.read_bytes())
+    start = raw.find(np.ones(4, np.float32).tobytes())
+    raw[start : start + 4] = np.float32(2.0).tobytes()
+    path.write_bytes(bytes(raw))
+    # when they are read, then the error names the file and it is moved aside for a re-run
+    with pytest.raises(DamagedFeatureFile, match=r"track\.npz"):
+        PretrainedFeatures.load(path)
+    assert not path.exists()
+    assert (tmp_path / "track.npz.damaged").exists()
 
 
 def test_the_key_changes_with_what_changes_the_outputs_only() -> None:

@@ -4,6 +4,7 @@ the dashboard shows them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -62,6 +63,26 @@ def read_artifacts(flow_run_id: str) -> dict[str | None, Any]:
     return {(a.key, a.type): a.data for a in found}
 
 
+def published_in_a_flow(
+    publish: Callable[..., Any], evaluated: tuple[Workspace, dict[str, Path]], **arguments: Any
+) -> dict[str | None, Any]:
+    """The artifacts `publish` creates from the `evaluated` work dir inside a real flow run."""
+    workspace, reports = evaluated
+
+    @flow(name=f"artifacts-{publish.__name__}-test")
+    def publishing() -> str:
+        publish(
+            workspace=workspace,
+            comparison=reports["csv"],
+            reports=reports,
+            tracking_uri=TRACKING_URI,
+            **arguments,
+        )
+        return flow_run.get_id()
+
+    return read_artifacts(publishing())
+
+
 def real_run(experiment: str) -> tuple[str, str]:
     """(run id, experiment id) of a finished run in the session's real MLflow store."""
     with tracked_run(experiment, "artifact-link-test") as run_id:
@@ -93,19 +114,9 @@ def test_an_evaluation_run_publishes_the_ranking_and_a_summary_with_links(
     workspace, reports = evaluated
     run_id, experiment = real_run("evaluation")
 
-    @flow(name="artifacts-evaluation-test")
-    def evaluation() -> str:
-        publish_evaluation_artifacts(
-            workspace=workspace,
-            comparison=reports["csv"],
-            reports=reports,
-            run_id=run_id,
-            champion_version="7",
-            tracking_uri=TRACKING_URI,
-        )
-        return flow_run.get_id()
-
-    artifacts = read_artifacts(evaluation())
+    artifacts = published_in_a_flow(
+        publish_evaluation_artifacts, evaluated, run_id=run_id, champion_version="7"
+    )
 
     table = table_of(artifacts[(RANKING_KEY, "table")])
     assert [row["method"] for row in table] == ["mlp_vae", "conv_vae", "pca", "cvae"]
@@ -127,25 +138,17 @@ def test_an_evaluation_run_publishes_the_ranking_and_a_summary_with_links(
 def test_a_pipeline_run_publishes_its_summary_and_an_unkeyed_ranking(
     prefect_api, evaluated
 ) -> None:
-    workspace, reports = evaluated
     (parent, experiment), (evaluation_run, _) = real_run("pipeline"), real_run("pipeline")
     trained = {"conv_vae-default": real_run("pipeline")[0], "mlp_vae-default": "not-a-run"}
 
-    @flow(name="artifacts-pipeline-test")
-    def pipeline() -> str:
-        publish_pipeline_artifacts(
-            workspace=workspace,
-            comparison=reports["csv"],
-            reports=reports,
-            run_id=parent,
-            evaluation_run_id=evaluation_run,
-            training_runs=trained,
-            champion_version=None,
-            tracking_uri=TRACKING_URI,
-        )
-        return flow_run.get_id()
-
-    artifacts = read_artifacts(pipeline())
+    artifacts = published_in_a_flow(
+        publish_pipeline_artifacts,
+        evaluated,
+        run_id=parent,
+        evaluation_run_id=evaluation_run,
+        training_runs=trained,
+        champion_version=None,
+    )
 
     assert len(table_of(artifacts[(None, "table")])) == len(ROWS)
     summary = artifacts[(PIPELINE_SUMMARY_KEY, "markdown")]

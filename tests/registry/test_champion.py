@@ -20,25 +20,34 @@ def _package(folder: Path, weights: str = "{}") -> list[Path]:
     return files
 
 
+def _promote(
+    folder: Path,
+    record: ChampionRecord,
+    name: str,
+    *,
+    tags: dict[str, str] | None = None,
+    weights: str = "{}",
+) -> str:
+    """Promote a package written into `folder` from an evaluation run of its own."""
+    with tracked_run("evaluation", folder.name) as run_id:
+        return promote(
+            run_id=run_id, files=_package(folder, weights), record=record, tags=tags, name=name
+        )
+
+
 def test_a_promoted_champion_reads_back_with_its_exact_objective_value(tmp_path: Path) -> None:
     # Rounding the stored value made an unchanged model look better or worse on its next run.
     record = ChampionRecord(objective="nmi", value=0.123456789012345, fingerprint="data-1")
-    with tracked_run("evaluation", "promote") as run_id:
-        version = promote(
-            run_id=run_id,
-            files=_package(tmp_path / "package"),
-            record=record,
-            tags={"method": "mlp_vae"},
-            name="test-exact-champion",
-        )
+    version = _promote(
+        tmp_path / "package", record, "test-exact-champion", tags={"method": "mlp_vae"}
+    )
     assert current_champion("test-exact-champion") == record
-    with tracked_run("evaluation", "promote again") as run_id:
-        second = promote(
-            run_id=run_id,
-            files=_package(tmp_path / "again", weights='{"another": "model"}'),
-            record=record.model_copy(update={"value": 0.5}),
-            name="test-exact-champion",
-        )
+    second = _promote(
+        tmp_path / "again",
+        record.model_copy(update={"value": 0.5}),
+        "test-exact-champion",
+        weights='{"another": "model"}',
+    )
     assert int(second) == int(version) + 1
     assert current_champion("test-exact-champion").value == 0.5
 
@@ -49,24 +58,15 @@ def test_the_same_package_chosen_again_keeps_its_version_with_the_new_record(
     # given a champion chosen on NMI
     name = "test-same-champion"
     tags = {"method": "mlp_vae", "features": "default", "algorithm": "kmeans"}
-    with tracked_run("evaluation", "first") as run_id:
-        first = promote(
-            run_id=run_id,
-            files=_package(tmp_path / "first"),
-            record=ChampionRecord(objective="nmi", value=0.4, fingerprint="data-1"),
-            tags=tags,
-            name=name,
-        )
+    first = _promote(
+        tmp_path / "first",
+        ChampionRecord(objective="nmi", value=0.4, fingerprint="data-1"),
+        name,
+        tags=tags,
+    )
     # when a later evaluation ships the same package, chosen on silhouette
     chosen_again = ChampionRecord(objective="silhouette", value=0.25, fingerprint="data-1")
-    with tracked_run("evaluation", "again") as run_id:
-        again = promote(
-            run_id=run_id,
-            files=_package(tmp_path / "again"),
-            record=chosen_again,
-            tags=tags,
-            name=name,
-        )
+    again = _promote(tmp_path / "again", chosen_again, name, tags=tags)
     # then the registry does not grow, and the version says what it was chosen on now
     assert again == first
     assert current_champion(name) == chosen_again

@@ -70,7 +70,7 @@ def test_a_saved_model_comes_back_with_the_same_weights_and_card(tmp_path: Path)
 def test_loading_a_model_folder_never_unpickles(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    saved_cvae(tmp_path)
+    model, _ = saved_cvae(tmp_path)
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model folder was unpickled")
@@ -80,7 +80,10 @@ def test_loading_a_model_folder_never_unpickles(
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "Unpickler", refuse)
 
-    load_trained_model(tmp_path)
+    loaded, _ = load_trained_model(tmp_path)
+    # the very weights come back, read without unpickling
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], tensor)
 
 
 def test_a_pickle_in_place_of_the_weights_is_refused_without_running_it(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import httpx
 import optuna
@@ -63,6 +64,20 @@ def test_tracking_uri_is_made_absolute_against_the_repo(
     assert absolute_tracking_uri(uri, tmp_path) == expected.format(base=tmp_path.resolve())
 
 
+def _plan(prefect_port: int = 4200, mlflow_port: int = 5000, **options: Any) -> ServicePlan:
+    """A plan on loopback for a repo and a state folder that need not exist; `options` as
+    `ServicePlan.build` takes them (the tracking store: a local SQLite file unless given)."""
+    options.setdefault("tracking_uri", "sqlite:////x/mlflow.db")
+    return ServicePlan.build(
+        "127.0.0.1",
+        prefect_port,
+        mlflow_port,
+        state=ServiceState(Path("/s")),
+        repo_root=Path("/r"),
+        **options,
+    )
+
+
 @pytest.mark.parametrize(
     ("uri", "remote"),
     [
@@ -78,14 +93,7 @@ def test_tracking_uri_is_made_absolute_against_the_repo(
 )
 def test_serve_starts_a_ui_only_for_a_store_it_can_open_itself(uri: str, remote: bool) -> None:
     assert is_remote_tracking_uri(uri) is remote
-    plan = ServicePlan.build(
-        "127.0.0.1",
-        4200,
-        5000,
-        state=ServiceState(Path("/s")),
-        repo_root=Path("/r"),
-        tracking_uri=uri,
-    )
+    plan = _plan(tracking_uri=uri)
     assert plan.starts_mlflow_ui is not remote
     assert plan.mlflow_ui_url == (uri if remote else "http://127.0.0.1:5000")
 
@@ -128,14 +136,7 @@ def test_a_taken_port_is_refused_with_the_option_to_change() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(ServeError, match="--prefect-port"):
             ensure_port_free("127.0.0.1", port, what="the Prefect server", option="--prefect-port")
-        plan = ServicePlan.build(
-            "127.0.0.1",
-            free_port(),
-            port,
-            state=ServiceState(Path("/s")),
-            repo_root=Path("/r"),
-            tracking_uri="sqlite:////x/mlflow.db",
-        )
+        plan = _plan(free_port(), port)
         with pytest.raises(ServeError, match=r"the MLflow UI.*--mlflow-port"):
             plan.check_ports()
 
@@ -144,13 +145,9 @@ def test_a_taken_optuna_dashboard_port_is_refused_with_the_option_to_change() ->
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        plan = ServicePlan.build(
-            "127.0.0.1",
+        plan = _plan(
             free_port(),
             free_port(),
-            state=ServiceState(Path("/s")),
-            repo_root=Path("/r"),
-            tracking_uri="sqlite:////x/mlflow.db",
             optuna_port=taken.getsockname()[1],
             optuna_storage="sqlite:////x/optuna.db",
         )
@@ -163,15 +160,7 @@ def test_a_relative_optuna_storage_is_read_from_the_current_folder(
 ) -> None:
     # As `tune --storage sqlite:///optuna.db` reads it, although the dashboard runs in the repo.
     monkeypatch.chdir(tmp_path)
-    plan = ServicePlan.build(
-        "127.0.0.1",
-        4200,
-        5000,
-        state=ServiceState(Path("/s")),
-        repo_root=Path("/r"),
-        tracking_uri="sqlite:////x/mlflow.db",
-        optuna_storage="sqlite:///optuna.db",
-    )
+    plan = _plan(optuna_storage="sqlite:///optuna.db")
     assert plan.optuna_storage == f"sqlite:///{tmp_path.resolve() / 'optuna.db'}"
     assert plan.optuna_dashboard_url == "http://127.0.0.1:8080"
 
