@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
 from flows.evaluate import EvaluateConfig, EvaluateResult, evaluate_flow
@@ -27,6 +28,7 @@ from tasks.evaluation.plots import MapMethod
 from tasks.evaluation.representations import read_labels
 from tasks.evaluation.tracking import log_pipeline_outcome
 from tasks.training.comparison import Profile, model_specs, pretrained_config
+from tasks.training.lanes import default_lanes, training_lanes
 from tasks.training.representation import ModelSpec, train_representation
 from tasks.training.trainer import NonFiniteLossError
 
@@ -58,7 +60,13 @@ class PipelineConfig(BaseModel):
 EXPERIMENT = "pipeline"
 
 
-@flow(name="pipeline", flow_run_name="pipeline {config.profile}", log_prints=True)
+@flow(
+    name="pipeline",
+    flow_run_name="pipeline {config.profile}",
+    log_prints=True,
+    # One thread per training lane: the trainings it submits run that many at a time.
+    task_runner=ThreadPoolTaskRunner(max_workers=default_lanes()),
+)
 def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
     """Run every stage under one MLflow parent run (experiment "pipeline"): the ingest, lyrics,
     training and evaluation runs are nested under it, and it carries the headline and the
@@ -144,13 +152,14 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
 def _train_each(
     specs: list[ModelSpec], ingested: IngestResult, parent_run_id: str
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Train every model of the comparison in turn: (MLflow run id by run name, the message of
+    """Train every model of the comparison, as many at once as there are training lanes (the
+    flow's task runner has one thread per lane): (MLflow run id by run name, the message of
     each training that diverged). A diverged model is left out; the others go on."""
     logger = get_run_logger()
     training_runs, diverged = {}, {}
-    for spec in specs:
-        try:
-            output = train_representation(
+    with training_lanes():
+        submitted = [
+            train_representation.submit(
                 spec,
                 ingested.workspace,
                 ingested.feature_key,
@@ -158,10 +167,15 @@ def _train_each(
                 parent_run_id=parent_run_id,
                 pretrained_key=ingested.pretrained_key,
             )
-        except NonFiniteLossError as error:
-            diverged[spec.run_name] = str(error)
-            logger.warning("%s left out of the comparison: %s", spec.run_name, error)
-            continue
-        training_runs[spec.run_name] = output.run_id
-        logger.info("%s [%s]: run %s", spec.model, output.features, output.run_id)
+            for spec in specs
+        ]
+        for spec, future in zip(specs, submitted, strict=True):
+            try:
+                output = future.result()
+            except NonFiniteLossError as error:
+                diverged[spec.run_name] = str(error)
+                logger.warning("%s left out of the comparison: %s", spec.run_name, error)
+                continue
+            training_runs[spec.run_name] = output.run_id
+            logger.info("%s [%s]: run %s", spec.model, output.features, output.run_id)
     return training_runs, diverged

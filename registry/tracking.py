@@ -14,7 +14,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -207,12 +207,18 @@ def log_metrics(run_id: str, metrics: Mapping[str, float], *, step: int = 0) -> 
         client().log_batch(run_id, metrics=items[start : start + 500])
 
 
-def log_metric_history(run_id: str, name: str, values: list[float]) -> None:
-    """A whole per-epoch history at once (step = epoch index)."""
+def log_metric_histories(run_id: str, histories: Mapping[str, Sequence[float]]) -> None:
+    """Whole per-epoch histories at once (step = epoch index), in as few requests as MLflow
+    allows (1,000 values each): one request per metric cost ~0.3 s of every training."""
     now = int(time.time() * 1000)
-    items = [Metric(name, float(v), now, i) for i, v in enumerate(values) if math.isfinite(v)]
-    for start in range(0, len(items), 500):
-        client().log_batch(run_id, metrics=items[start : start + 500])
+    items = [
+        Metric(name, float(v), now, i)
+        for name, values in histories.items()
+        for i, v in enumerate(values)
+        if math.isfinite(v)
+    ]
+    for start in range(0, len(items), 1000):
+        client().log_batch(run_id, metrics=items[start : start + 1000])
 
 
 def log_artifact(run_id: str, path: str | Path, artifact_path: str | None = None) -> None:

@@ -87,9 +87,9 @@ def embedding_2d(
     if standardize_input:
         x = standardize(x)
     if method == "umap":
-        import umap  # slow to import (numba); only when asked for
+        from tasks.evaluation.umap_compiled import load_umap
 
-        reducer = umap.UMAP(
+        reducer = load_umap().UMAP(
             n_neighbors=max(2, min(UMAP_DEFAULT_NEIGHBOURS, n - 1)),
             n_components=2,
             random_state=seed,

@@ -85,6 +85,14 @@ def model_specs(
     for seed in seeds:
         train = TrainConfig(seed=seed, **mlp)
         specs += [
+            # The longest training first: trainings side by side (training lanes) then end
+            # together instead of the conv VAE running alone at the end.
+            ModelSpec(
+                model="conv_vae",
+                train=TrainConfig(seed=seed, **conv),
+                overrides=conv_overrides,
+                features_label="log-mel crops",
+            ),
             ModelSpec(model="ae", train=train),
             ModelSpec(model="mlp_vae", train=train, features_label="audio_only"),
             *[
@@ -122,12 +130,6 @@ def model_specs(
                 overrides={"fusion": "late"},
                 audio_only=True,
                 features_label="fusion=late, audio_only",
-            ),
-            ModelSpec(
-                model="conv_vae",
-                train=TrainConfig(seed=seed, **conv),
-                overrides=conv_overrides,
-                features_label="log-mel crops",
             ),
             *pretrained_specs(train, n_clusters),
         ]

@@ -36,7 +36,7 @@ from models.zoo import (
 from registry.models import content_digest, log_model_folder, register_model
 from registry.tracking import (
     log_artifact,
-    log_metric_history,
+    log_metric_histories,
     log_metrics,
     log_params,
     set_tags,
@@ -58,6 +58,7 @@ from tasks.training.data import (
     normalization_statistics,
     split_tracks,
 )
+from tasks.training.lanes import lanes_open, run_in_lane
 from tasks.training.model_card import NO_LANGUAGE_CONDITION, ModelCard
 from tasks.training.trainer import (
     EpochCallback,
@@ -459,6 +460,65 @@ def _run_tags(spec: ModelSpec, feature_key: str, fingerprint: str) -> dict[str, 
     }
 
 
+@dataclass
+class FittedModel:
+    """What `fit_representation` made (its files are in the model folder), for MLflow."""
+
+    params: dict[str, Any]
+    history: dict[str, list[float]]
+    final_metrics: dict[str, float]
+    plots: list[Path]
+    latents: Path
+    files: list[Path]  # weights, card and serving description: a registered version's files
+
+
+def fit_representation(
+    spec: ModelSpec,
+    workspace: Workspace,
+    feature_key: str,
+    fingerprint: str,
+    run_id: str,
+    *,
+    pretrained_key: str | None = None,
+    on_epoch: EpochCallback | None = None,
+    progress: TrainingProgress | None = None,
+) -> FittedModel:
+    """Everything of a training but MLflow: prepare the data, train, encode every track, write
+    the model folder (latents, history, plots, weights and card naming `run_id`). Runs in a
+    training lane (`tasks.training.lanes`) or in the caller.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN or infinite.
+    """
+    prepared = prepare_training(spec, workspace, feature_key, pretrained_key)
+    model = prepared.model
+    params = _run_params(spec, prepared, feature_key, fingerprint)
+    outcome = train_model(
+        model,
+        prepared.batches["train"],
+        prepared.validation,
+        spec.train,
+        on_epoch=on_epoch,
+        progress=progress,
+    )
+    latents = encode_tracks(model, prepared.batches["all"], prepared.tracks["track_id"].to_list())
+    latents_path = workspace.model_latents(spec.run_name)
+    write_latents(latents, latents_path)
+    workspace.model_history(spec.run_name).write_text(json.dumps(outcome.history))
+    shown = prepared.validation if prepared.validation is not None else prepared.batches["all"]
+    plots = _training_plots(workspace, spec.run_name, outcome.history, model, shown)
+    card = _model_card(spec, prepared, feature_key, fingerprint, run_id)
+    files = save_trained_model(model.cpu().eval(), card, workspace.model_dir(spec.run_name))
+    return FittedModel(
+        params=params,
+        history=outcome.history,
+        final_metrics=_final_metrics(outcome),
+        plots=plots,
+        latents=latents_path,
+        files=files,
+    )
+
+
 # Cached on the spec and the data fingerprint. The parent run and experiment only say where the run
 # is filed, and the epoch callback only watches: none of them may defeat the cache. Tuning trials
 # call the plain function (`train_representation.fn`): each trial is a fresh configuration.
@@ -494,45 +554,37 @@ def train_representation(
     Writes the model folder (card, safetensors weights, latents, history, plots), logs metrics,
     plots and latents to a new run of `experiment`, logs the card and weights as the run's
     `model/` folder and, with `register`, registers it as a version of `vaemusic-<model>`.
+    The training itself runs in a free training lane when the caller opened lanes
+    (`tasks.training.lanes.training_lanes`) and no epoch callback watches it; else here.
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the run is marked FAILED).
         FileNotFoundError: a spec on pretrained inputs, and no such store in the work dir.
     """
-    prepared = prepare_training(spec, workspace, feature_key, pretrained_key)
-    model = prepared.model
     tags = _run_tags(spec, feature_key, fingerprint)
     with tracked_run(experiment, spec.run_name, parent_run_id=parent_run_id, tags=tags) as run_id:
-        log_params(run_id, _run_params(spec, prepared, feature_key, fingerprint))
-        outcome = train_model(
-            model,
-            prepared.batches["train"],
-            prepared.validation,
-            spec.train,
-            on_epoch=on_epoch,
-            # A line every few epochs (and a bar at a terminal); tuning trials stay quiet.
-            progress=TrainingProgress(label=spec.run_name) if report_progress else None,
-        )
-        latents = encode_tracks(
-            model, prepared.batches["all"], prepared.tracks["track_id"].to_list()
-        )
-        latents_path = workspace.model_latents(spec.run_name)
-        write_latents(latents, latents_path)
-        workspace.model_history(spec.run_name).write_text(json.dumps(outcome.history))
-
-        for name, values in outcome.history.items():
-            log_metric_history(run_id, name, values)
-        final = _final_metrics(outcome)
+        # A line every few epochs (and a bar at a terminal, not from lanes running side by
+        # side); tuning trials stay quiet.
+        progress = None
+        if report_progress:
+            progress = TrainingProgress(label=spec.run_name, bar=False if lanes_open() else None)
+        fit = dict(pretrained_key=pretrained_key, progress=progress)
+        if on_epoch is None:
+            fitted = run_in_lane(
+                fit_representation, spec, workspace, feature_key, fingerprint, run_id, **fit
+            )
+        else:  # the callback lives in this process
+            fitted = fit_representation(
+                spec, workspace, feature_key, fingerprint, run_id, on_epoch=on_epoch, **fit
+            )
+        final = fitted.final_metrics
+        log_params(run_id, fitted.params)
+        log_metric_histories(run_id, fitted.history)
         log_metrics(run_id, final)
-        shown = prepared.validation if prepared.validation is not None else prepared.batches["all"]
-        plots = _training_plots(workspace, spec.run_name, outcome.history, model, shown)
-        for plot in plots:
+        for plot in fitted.plots:
             log_artifact(run_id, plot, "plots")
-        log_artifact(run_id, latents_path)
-
-        card = _model_card(spec, prepared, feature_key, fingerprint, run_id)
-        files = save_trained_model(model.cpu().eval(), card, workspace.model_dir(spec.run_name))
-        model_uri = log_model_folder(run_id, files)
+        log_artifact(run_id, fitted.latents)
+        model_uri = log_model_folder(run_id, fitted.files)
         version = None
         if register:
             # Same weights and card as a registered version (a retrain on unchanged data):
@@ -540,7 +592,7 @@ def train_representation(
             version = register_model(
                 model_uri,
                 f"{REGISTERED_PREFIX}-{spec.model}",
-                digest=content_digest(files),
+                digest=content_digest(fitted.files),
                 description=_version_description(spec, fingerprint, final),
             )
             set_tags(run_id, {"registered_version": version})
@@ -548,7 +600,7 @@ def train_representation(
         run_id=run_id,
         model_uri=model_uri,
         model_dir=workspace.model_dir(spec.run_name),
-        latents=latents_path,
+        latents=fitted.latents,
         registered_version=version,
         method=spec.model,
         features=spec.features,

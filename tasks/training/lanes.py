@@ -1,0 +1,111 @@
+"""Trainings side by side in "lanes": the calling process is one lane, worker processes the others;
+each lane trains one model at a time.
+
+Why processes and not threads: torch's random generator is one per process, so two trainings in
+threads would draw each other's dropout and sampling noise and a seed would no longer give the
+same model. Why at all: on a CPU a small MLP-family model trains on one core whatever torch's
+thread count (measured on the 2-core machine: 1.0 CPU-s per wall-s at 2 threads), so the other
+cores only help with other trainings. Every lane gets `cores // lanes` torch threads, so lanes do
+not oversubscribe the machine. The caller is a lane itself because each worker process costs
+~0.8 GB of imports (torch alone 0.5 GB).
+
+Only the computation crosses into a worker (`run_in_lane`): the function and its arguments are
+pickled to our own child process and its small result pickled back; MLflow, Prefect and the
+caller's callbacks stay in the calling process.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
+
+import torch
+
+# More lanes than this gain little on bigger machines (each lane holds its own copy of the crops
+# and ~0.5 GB of imports) and give a big model fewer threads.
+MAX_LANES = 4
+
+_Params = ParamSpec("_Params")
+_Result = TypeVar("_Result")
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+# Held while this process's own lane trains.
+_own_lane = threading.Lock()
+
+
+def default_lanes(cores: int | None = None) -> int:
+    """Lanes for this machine: one per core, at most `MAX_LANES`."""
+    return max(1, min(MAX_LANES, cores or os.cpu_count() or 1))
+
+
+@contextmanager
+def training_lanes(lanes: int | None = None) -> Iterator[int]:
+    """Open `lanes` lanes (default `default_lanes()`) for `run_in_lane` until the block ends:
+    this process and `lanes - 1` worker processes. Yields how many trainings may run at once.
+    One lane opens no process: the trainings run in the caller, one after the other."""
+    global _pool
+    count = lanes or default_lanes()
+    if count <= 1:
+        yield 1
+        return
+    threads = max(1, (os.cpu_count() or 1) // count)
+    pool = ProcessPoolExecutor(
+        max_workers=count - 1,
+        # spawn: the caller runs Prefect's and torch's threads, which a forked child would inherit
+        # in whatever state they were.
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_lane,
+        initargs=(threads, logging.getLogger().getEffectiveLevel()),
+    )
+    with _lock:
+        if _pool is not None:
+            pool.shutdown()
+            raise RuntimeError("training lanes are already open in this process")
+        _pool = pool
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)  # this process's lane
+    try:
+        yield count
+    finally:
+        with _lock:
+            _pool = None
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(threads_before)
+
+
+def run_in_lane(
+    function: Callable[_Params, _Result], *args: _Params.args, **kwargs: _Params.kwargs
+) -> _Result:
+    """`function(*args, **kwargs)` in a free lane when lanes are open (this process's when it is
+    free, else the next free worker's), else here. `function` must be importable by name and
+    its arguments and result picklable; an exception it raises is raised here."""
+    pool = _pool
+    if pool is None:
+        return function(*args, **kwargs)
+    if _own_lane.acquire(blocking=False):
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _own_lane.release()
+    return pool.submit(function, *args, **kwargs).result()
+
+
+def _start_lane(threads: int, log_level: int) -> None:
+    """A worker lane's set-up: its share of the cores, the caller's log level on stderr (trainings'
+    progress lines), and credentials redacted from log records as in the caller."""
+    from tasks.core.redaction import install_log_redaction
+
+    torch.set_num_threads(threads)
+    install_log_redaction()
+    logging.basicConfig(level=log_level, format="%(asctime)s | %(levelname)-7s | %(message)s")
+
+
+def lanes_open() -> bool:
+    """Whether trainings in this process now go to worker processes."""
+    return _pool is not None

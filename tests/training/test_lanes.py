@@ -1,0 +1,100 @@
+"""Training lanes: trainings side by side in worker processes, each as reproducible as alone."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import torch
+
+from tasks.training import lanes
+from tasks.training.lanes import default_lanes, lanes_open, run_in_lane, training_lanes
+from tasks.training.trainer import NonFiniteLossError
+
+
+def train_with_dropout(seed: int) -> tuple[int, int, list[float]]:
+    """A small model whose training draws from torch's global generator (initialisation,
+    dropout, noise): (process id, torch threads, final weights)."""
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 16), torch.nn.Dropout(0.3), torch.nn.Linear(16, 1)
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(400):  # long enough that two calls at once need both lanes
+        x = torch.randn(32, 8)
+        loss = (model(x).squeeze(1) - x.sum(dim=1)).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+    return os.getpid(), torch.get_num_threads(), weights.tolist()
+
+
+@contextmanager
+def _own_lane_busy() -> Iterator[None]:
+    with lanes._own_lane:
+        yield
+
+
+def diverge(epoch: int) -> None:
+    raise NonFiniteLossError(f"loss became nan at epoch {epoch}: lower the learning rate")
+
+
+def test_without_open_lanes_the_training_runs_in_the_caller() -> None:
+    assert not lanes_open()
+    pid, _, _ = run_in_lane(train_with_dropout, 0)
+    assert pid == os.getpid()
+    with training_lanes(1) as lanes:  # one lane: no process either
+        assert lanes == 1
+        assert not lanes_open()
+        assert run_in_lane(train_with_dropout, 0)[0] == os.getpid()
+
+
+def test_trainings_side_by_side_give_what_each_gives_alone() -> None:
+    """Two seeded trainings at once, each from its own thread of the caller (as the pipeline's
+    task threads call them): one trains in this process's lane, the other in a worker process,
+    both with their share of the cores, and each gives the weights it gives alone. In two
+    threads of one process they would draw each other's random numbers."""
+    alone = {seed: train_with_dropout(seed)[2] for seed in (1, 2)}
+    results: dict[int, tuple[int, int, list[float]]] = {}
+    together = threading.Barrier(2)
+
+    def train(seed: int) -> None:
+        together.wait()
+        results[seed] = run_in_lane(train_with_dropout, seed)
+
+    with training_lanes(2) as lanes:
+        assert lanes == 2
+        assert lanes_open()
+        assert torch.get_num_threads() == max(1, (os.cpu_count() or 1) // 2)
+        workers = [threading.Thread(target=train, args=(seed,)) for seed in (1, 2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    assert not lanes_open()
+    pids = sorted(pid == os.getpid() for pid, _, _ in results.values())
+    assert pids == [False, True]  # one here, one in a worker process
+    assert all(threads == max(1, (os.cpu_count() or 1) // 2) for _, threads, _ in results.values())
+    for seed in (1, 2):
+        assert results[seed][2] == pytest.approx(alone[seed], rel=1e-5, abs=1e-6)
+    assert results[1][2] != pytest.approx(results[2][2], rel=1e-3)
+
+
+def test_a_training_that_diverges_in_a_lane_raises_the_same_error_in_the_caller() -> None:
+    # In the worker process: this process's lane is taken.
+    with (
+        training_lanes(2),
+        _own_lane_busy(),
+        pytest.raises(NonFiniteLossError, match="epoch 7: lower the learning rate"),
+    ):
+        run_in_lane(diverge, 7)
+
+
+def test_lanes_follow_the_cores_up_to_a_cap() -> None:
+    assert default_lanes(1) == 1
+    assert default_lanes(2) == 2
+    assert default_lanes(64) == 4
