@@ -125,15 +125,17 @@ def demo_data(request: DemoDataRequest) -> None:
 _command("demo-data", DemoDataRequest, demo_data, arguments=("out_dir",))
 
 
+def _placed(flow: Any, placement: TaskPlacement, workers: int = 0) -> Any:
+    """`flow` with its tasks where the command line put them (its own runner by default)."""
+    if placement.is_default:
+        return flow
+    runner = task_runner(placement.task_runner, workers=workers, address=placement.dask_address)
+    return flow.with_options(task_runner=runner)
+
+
 def ingest(config: IngestConfig, placement: TaskPlacement) -> None:
     """Validate audio (quarantining bad files) and compute cached features."""
-    flow = ingest_flow
-    if not placement.is_default:
-        runner = task_runner(
-            placement.task_runner, workers=config.workers, address=placement.dask_address
-        )
-        flow = ingest_flow.with_options(task_runner=runner)
-    result = _run(flow, config)
+    result = _run(_placed(ingest_flow, placement, config.workers), config)
     typer.echo(
         f"{result.n_ok} tracks ok, {result.n_quarantined} quarantined "
         f"(see {result.workspace.quarantine_report}); tables in {result.workspace.root}"
@@ -143,21 +145,21 @@ def ingest(config: IngestConfig, placement: TaskPlacement) -> None:
 _command("ingest", IngestConfig, ingest, arguments=("data",), command_line=TaskPlacement)
 
 
-def run(config: PipelineConfig) -> None:
+def run(config: PipelineConfig, placement: TaskPlacement) -> None:
     """The full pipeline: ingest, lyrics, every model, evaluation, report and champion."""
-    _run(pipeline_flow, config)
+    _run(_placed(pipeline_flow, placement), config)
 
 
-_command("run", PipelineConfig, run, arguments=("data",))
+_command("run", PipelineConfig, run, arguments=("data",), command_line=TaskPlacement)
 
 
-def evaluate(config: EvaluateConfig) -> None:
+def evaluate(config: EvaluateConfig, placement: TaskPlacement) -> None:
     """Cluster every representation in the work dir, write the comparison report and plots."""
-    result: EvaluateResult = _run(evaluate_flow, config)
+    result: EvaluateResult = _run(_placed(evaluate_flow, placement), config)
     typer.echo(result.summary)
 
 
-_command("evaluate", EvaluateConfig, evaluate, arguments=("data",))
+_command("evaluate", EvaluateConfig, evaluate, arguments=("data",), command_line=TaskPlacement)
 
 
 def lyrics(config: LyricsConfig) -> None:
@@ -236,17 +238,26 @@ def with_overrides(spec: ModelSpec, settings: dict[str, object]) -> ModelSpec:
         raise InvalidSettings(f"--set {one_line(error)}") from None
 
 
-def train(config: TrainFlowConfig, overrides: ModelOverrides) -> None:
+class TrainCommandLine(ModelOverrides, TaskPlacement):
+    """What only `train`'s command line sets: `--set` overrides and where the tasks run."""
+
+
+def train(config: TrainFlowConfig, command_line: TrainCommandLine) -> None:
     """Train one model of the zoo (runs the cached ingest, and lyrics when needed, first)."""
-    spec = with_overrides(config.spec, overrides.settings)
-    output = _run(train_flow, config.model_copy(update={"spec": spec}))
+    spec = with_overrides(config.spec, command_line.settings)
+    flow = _placed(train_flow, command_line)
+    output = _run(flow, config.model_copy(update={"spec": spec}))
     typer.echo(f"MLflow run {output.run_id}; latents in {output.latents}")
     for name, value in sorted(output.final_metrics.items()):
         typer.echo(f"  {name:28s} {value:.4g}")
 
 
 _command(
-    "train", TrainFlowConfig, train, arguments=("spec.model", "data"), command_line=ModelOverrides
+    "train",
+    TrainFlowConfig,
+    train,
+    arguments=("spec.model", "data"),
+    command_line=TrainCommandLine,
 )
 
 

@@ -21,6 +21,7 @@ from tasks.audio.discovery import CollectionPath, SourceSettings
 from tasks.audio.features import FeatureConfig
 from tasks.core.artifacts import publish_pipeline_artifacts
 from tasks.core.errors import RunFailure
+from tasks.core.runners import on_callers_cluster, runs_on_threads
 from tasks.core.workspace import DEFAULT_WORKDIR, WorkdirPath, Workspace
 from tasks.demo.collection import demo_collection
 from tasks.demo.writer import DemoSettings
@@ -78,7 +79,7 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
     with tracked_run(
         EXPERIMENT, f"pipeline {config.profile} {Path(data).name}", tags={"stage": "pipeline"}
     ) as run_id:
-        ingested = ingest_flow(
+        ingested = on_callers_cluster(ingest_flow)(
             IngestConfig(
                 data=data,
                 workdir=workdir,
@@ -90,7 +91,7 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
                 parent_run_id=run_id,
             )
         )
-        lyrics = lyrics_flow(
+        lyrics = on_callers_cluster(lyrics_flow)(
             LyricsConfig(data=data, workdir=workdir, sources=config.sources, parent_run_id=run_id)
         )
         specs = model_specs(
@@ -115,7 +116,7 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
         training_runs, diverged = _train_each(specs, ingested, run_id)
         if diverged and not training_runs:
             raise RunFailure(f"every training diverged: {'; '.join(diverged.values())}")
-        result = evaluate_flow(
+        result = on_callers_cluster(evaluate_flow)(
             EvaluateConfig(
                 data=data,
                 workdir=workdir,
@@ -153,11 +154,14 @@ def _train_each(
     specs: list[ModelSpec], ingested: IngestResult, parent_run_id: str
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Train every model of the comparison, as many at once as there are training lanes (the
-    flow's task runner has one thread per lane): (MLflow run id by run name, the message of
-    each training that diverged). A diverged model is left out; the others go on."""
+    flow's thread runner has one thread per lane) or workers of the Dask cluster: (MLflow run
+    id by run name, the message of each training that diverged). A diverged model is left out;
+    the others go on."""
     logger = get_run_logger()
     training_runs, diverged = {}, {}
-    with training_lanes():
+    # Lanes only when the trainings run on this process's threads (a cluster's workers each
+    # train on their own).
+    with training_lanes(None if runs_on_threads() else 1):
         submitted = [
             train_representation.submit(
                 spec,

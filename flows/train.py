@@ -11,6 +11,7 @@ from tasks.audio.discovery import CollectionPath
 from tasks.audio.features import FeatureConfig
 from tasks.audio.pretrained import PretrainedConfig
 from tasks.audio.pretrained_store import recorded_pretrained_config
+from tasks.core.runners import on_callers_cluster
 from tasks.core.workspace import DEFAULT_WORKDIR, WorkdirPath, Workspace
 from tasks.training.representation import ModelSpec, TrainOutput, train_representation
 
@@ -45,7 +46,7 @@ def train_flow(config: TrainFlowConfig) -> TrainOutput:
     """Ingest (cached), run the lyrics stage when the model needs it, train and register."""
     logger = get_run_logger()
     pretrained = config.pretrained or recorded_pretrained_config(Workspace.open(config.workdir))
-    ingested = ingest_flow(
+    ingested = on_callers_cluster(ingest_flow)(
         IngestConfig(
             data=config.data,
             workdir=config.workdir,
@@ -56,8 +57,9 @@ def train_flow(config: TrainFlowConfig) -> TrainOutput:
     if needs_lyrics(config.spec.model, config.spec.condition):
         from flows.lyrics import LyricsConfig, lyrics_flow
 
-        lyrics_flow(LyricsConfig(data=config.data, workdir=config.workdir))
-    output = train_representation(
+        on_callers_cluster(lyrics_flow)(LyricsConfig(data=config.data, workdir=config.workdir))
+    # Submitted: on a Dask cluster the training runs on a worker.
+    output = train_representation.submit(
         config.spec,
         ingested.workspace,
         ingested.feature_key,
@@ -66,7 +68,7 @@ def train_flow(config: TrainFlowConfig) -> TrainOutput:
         experiment=config.experiment,
         parent_run_id=config.parent_run_id,
         register=config.register_version,
-    )
+    ).result()
     logger.info(
         "trained %s: %s; MLflow run %s, latents %s",
         config.spec.model,

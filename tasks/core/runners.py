@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from typing import Literal
 
+from prefect import Flow
+from prefect.context import FlowRunContext
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -93,3 +95,24 @@ def task_runner(
             "dashboard_address": None,
         }
     )
+
+
+def on_callers_cluster(flow: Flow) -> Flow:
+    """`flow` with its tasks on the calling flow's Dask cluster when the caller's tasks run on
+    one, else `flow` unchanged. Why: a subflow uses the task runner of its own decorator, so the
+    pipeline's ingest and evaluation would not run on the cluster its command line asked for.
+    Starts the caller's cluster if the caller has not submitted anything yet."""
+    context = FlowRunContext.get()
+    runner = context.task_runner if context is not None else None
+    if runner is None or type(runner).__name__ != "DaskTaskRunner":
+        return flow
+    from prefect_dask import DaskTaskRunner
+
+    address = runner.client.scheduler.address  # type: ignore[attr-defined]
+    return flow.with_options(task_runner=DaskTaskRunner(address=address))
+
+
+def runs_on_threads() -> bool:
+    """Whether the running flow's tasks run on threads of this process (not on a cluster)."""
+    context = FlowRunContext.get()
+    return context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)

@@ -28,11 +28,13 @@ class Synth:
         self.sample_rate = sample_rate
         self.n_samples = n_samples
         self.rng = rng
-        self._tables: dict[tuple[Instrument, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._tables: dict[tuple[Instrument, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def _wavetables(self, instrument: Instrument, max_hz: float) -> tuple[np.ndarray, np.ndarray]:
-        """Dull single-cycle table and (bright - dull), with no harmonic above 0.45 * sample_rate
-        at `max_hz` (band-limited, so high notes do not alias)."""
+    def _wavetables(
+        self, instrument: Instrument, max_hz: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Dull single-cycle table, (bright - dull) and dull + (bright - dull), with no harmonic
+        above 0.45 * sample_rate at `max_hz` (band-limited, so high notes do not alias)."""
         usable = max(1, min(instrument.harmonics, int(0.45 * self.sample_rate / max_hz)))
         key = (instrument, usable)
         if key not in self._tables:
@@ -51,20 +53,33 @@ class Synth:
             dull_table = dull @ partials
             bright_table /= np.abs(bright_table).max()
             dull_table /= np.abs(dull_table).max()
-            self._tables[key] = (dull_table, bright_table - dull_table)
+            bright_minus_dull = bright_table - dull_table
+            # the sum is taken once per table rather than once per sample of every note; the
+            # same additions, so the same samples
+            self._tables[key] = (dull_table, bright_minus_dull, dull_table + bright_minus_dull)
         return self._tables[key]
 
-    def _envelope(self, instrument: Instrument, length: int, gate: int) -> np.ndarray:
-        """Attack, exponential decay towards `sustain`, release after `gate` samples."""
-        t = np.arange(length) / self.sample_rate
-        attack = np.minimum(1.0, t / max(instrument.attack_s, 1e-4))
-        decay = instrument.sustain + (1 - instrument.sustain) * np.exp(
-            -np.maximum(t - instrument.attack_s, 0) / max(instrument.decay_s, 1e-3)
-        )
-        envelope = attack * decay
-        if gate < length:
-            release = np.exp(-(t[gate:] - t[gate]) / max(instrument.release_s, 1e-3))
-            envelope[gate:] *= release
+    def _envelope(self, instrument: Instrument, t: np.ndarray, gate: int) -> np.ndarray:
+        """Attack, exponential decay towards `sustain`, release after `gate` samples; `t` holds
+        the time of each sample of the note in seconds."""
+        # in place, one buffer: the same operations in the same order as the formula
+        # sustain + (1 - sustain) * exp(-max(t - attack, 0) / decay), so the same samples
+        envelope = t - instrument.attack_s
+        np.maximum(envelope, 0, out=envelope)
+        np.negative(envelope, out=envelope)
+        envelope /= max(instrument.decay_s, 1e-3)
+        np.exp(envelope, out=envelope)
+        envelope *= 1 - instrument.sustain
+        envelope += instrument.sustain
+        # the attack ramp min(1, t / attack) is exactly 1 from t = attack on, and 1 * x == x
+        attack_s = max(instrument.attack_s, 1e-4)
+        rising = int(np.searchsorted(t, attack_s, side="left"))
+        envelope[:rising] *= np.minimum(1.0, t[:rising] / attack_s)
+        if gate < t.size:
+            release = t[gate:] - t[gate]
+            np.negative(release, out=release)
+            release /= max(instrument.release_s, 1e-3)
+            envelope[gate:] *= np.exp(release, out=release)
         return envelope
 
     def note(
@@ -101,7 +116,7 @@ class Synth:
                 frequency *= 2.0 ** (depth * np.sin(2 * np.pi * instrument.vibrato_hz * t))
             cycles = np.cumsum(frequency) / self.sample_rate + self.rng.random()
             max_hz = float(frequency.max())
-        envelope = self._envelope(instrument, length, gate) * velocity
+        envelope = self._envelope(instrument, t, gate) * velocity
         if instrument.fm_index > 0:
             # two-operator FM whose index decays with the note: bell or electric-piano tone
             index = instrument.fm_index * np.exp(-t / max(instrument.decay_s * 0.5, 1e-3))
@@ -122,10 +137,10 @@ class Synth:
     def _lookup(
         self, instrument: Instrument, cycles: np.ndarray, max_hz: float, t: np.ndarray
     ) -> np.ndarray:
-        dull, bright_minus_dull = self._wavetables(instrument, max_hz)
+        dull, bright_minus_dull, unplucked = self._wavetables(instrument, max_hz)
         index = (cycles * self._TABLE_SIZE).astype(np.int64) & (self._TABLE_SIZE - 1)
         if instrument.pluck <= 0:
-            return dull[index] + bright_minus_dull[index]
+            return unplucked[index]
         brightness = np.exp(-t * 12.0 * instrument.pluck)
         return dull[index] + brightness * bright_minus_dull[index]
 

@@ -9,14 +9,29 @@
     lyrics_truth.csv                            lyrics_file, track_id (ground truth of the pairing)
     demo_dataset.json                           how it was made (seed, size, format)
 
+While it writes, the folder holds `demo_dataset.partial` instead of the marker: a run stopped
+half-way (Ctrl-C, a full disk) leaves a folder the next run knows as its own and regenerates.
+
 Everything is decided by `plan_demo_tracks` and generators seeded per track, so the same seed
 always gives byte-identical files and track k is the same whatever the number of tracks.
+
+Tracks are independent, so the audio of a large set is synthesised by a pool of worker processes
+(one per core) while this process writes the text files; the marker is written last, once every
+WAV file is on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import math
+import multiprocessing
+import os
 import shutil
+import signal
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import polars as pl
@@ -45,6 +60,17 @@ METADATA_COLUMNS: tuple[str, ...] = (
 )
 _BOOLEAN_COLUMNS = ("romanized", "code_mixed", "has_lyrics")
 MARKER_FILE = "demo_dataset.json"
+PARTIAL_MARKER_FILE = "demo_dataset.partial"
+
+# A worker process costs about 1.5 CPU-seconds to start (importing scipy.signal, numpy,
+# soundfile); synthesis costs about 0.25 CPU-seconds per 30 s track (2-core CPU). Each worker gets
+# at least 20 tracks' worth, so its start-up stays under a quarter of its work: on a machine whose
+# other core is busy, the pool's start-up is pure loss (16 tracks: 3.8 s in this process, 6.1 s
+# with two workers), and tests' small sets stay in this process.
+AUDIO_S_PER_WORKER = 600.0
+# Tracks handed to a worker at once: small enough that the cores finish together (genres differ
+# in cost) and that a stopped run waits for little, large enough to keep the overhead negligible.
+_TRACKS_PER_CHUNK = 4
 
 
 class DemoDataset(BaseModel):
@@ -81,6 +107,12 @@ class DemoDataset(BaseModel):
         """`demo_dataset.json`: how the set was made; its presence marks a folder as ours."""
         return self.root / MARKER_FILE
 
+    @property
+    def partial_marker_file(self) -> Path:
+        """`demo_dataset.partial`: present while the set is being written (and after a run that
+        stopped half-way); it marks the folder as ours but not complete."""
+        return self.root / PARTIAL_MARKER_FILE
+
     def audio_file(self, track: DemoTrack) -> Path:
         """`genres_original/<genre>/<track_id>.wav`."""
         return self.audio_dir / track.genre / f"{track.track_id}.wav"
@@ -93,6 +125,7 @@ class DemoDataset(BaseModel):
             self.metadata_csv,
             self.lyrics_truth_csv,
             self.marker_file,
+            self.partial_marker_file,
         )
 
 
@@ -119,28 +152,37 @@ def generate_demo_dataset(
     seed: int = _DEFAULTS.seed,
     sample_rate: int = 22050,
     duration_s: float = _DEFAULTS.duration_s,
+    workers: int | None = None,
 ) -> DemoDataset:
     """Write the demo collection (audio, lyrics, metadata and pairing truth) under `out_dir`.
 
     Args:
         out_dir: folder to write into; created if missing. A folder that already holds a demo
-            set (it has `demo_dataset.json`) is regenerated in place.
+            set (it has `demo_dataset.json`, or `demo_dataset.partial` from a run that stopped
+            half-way) is regenerated in place.
         tracks: number of audio tracks (genres rotate, so any count is balanced to within one).
         seed: same seed -> byte-identical files; track k is the same for any `tracks` > k.
         sample_rate: Hz of the WAV files.
         duration_s: length of each clip in seconds.
+        workers: processes that synthesise the audio; None: one per available core, or none
+            (all in this process) when there is less than `AUDIO_S_PER_WORKER` seconds of audio
+            per worker; 1: all in this process. The files are the same for any value. Workers
+            are started with "spawn", which imports the caller's main module again: a script
+            that calls this keeps its top level under `if __name__ == "__main__":`.
 
     Returns:
         A `DemoDataset` describing what was written.
 
     Raises:
-        DemoDataError: if `tracks` < 1, `sample_rate` < 8000, `duration_s` <= 0, or `out_dir`
-            holds data the generator did not write.
+        DemoDataError: if `tracks` < 1, `sample_rate` < 8000, `duration_s` <= 0, `workers` < 1,
+            or `out_dir` holds data the generator did not write.
     """
     if sample_rate < 8000:
         raise DemoDataError(f"sample_rate={sample_rate} must be at least 8000 Hz")
     if not duration_s > 0:
         raise DemoDataError(f"duration_s={duration_s} must be positive")
+    if workers is not None and workers < 1:
+        raise DemoDataError(f"workers={workers} must be at least 1 (or None: one per core)")
     plans = plan_demo_tracks(tracks, seed)
     dataset = DemoDataset(
         root=Path(out_dir).expanduser().resolve(),
@@ -153,17 +195,22 @@ def generate_demo_dataset(
     )
     _clear_earlier_demo_set(dataset)
     dataset.lyrics_dir.mkdir(parents=True, exist_ok=True)
-    truth_rows: list[dict[str, str | None]] = []
-    for plan in plans:
-        _write_audio(dataset, plan)
-        if plan.lyrics_file is not None:
-            _write_track_lyrics(dataset, plan, plan.lyrics_file)
-            truth_rows.append({"lyrics_file": plan.lyrics_file, "track_id": plan.track_id})
-    for name in _write_orphan_lyrics(dataset):
-        truth_rows.append({"lyrics_file": name, "track_id": None})
-    _write_metadata(dataset, plans)
-    _write_lyrics_truth(dataset, truth_rows)
-    _write_marker(dataset)
+    dataset.partial_marker_file.write_text(
+        f"being written by {__name__}; complete once {MARKER_FILE} exists\n"
+    )
+    jobs = _audio_jobs(dataset, plans)
+    n_workers = _worker_count(workers, len(jobs), duration_s)
+    with _audio_pool(n_workers) as pool:
+        # the workers start up (about a second) while this process writes the text files
+        pending = _submit_audio(pool, n_workers, jobs) if pool is not None else []
+        _write_text_files(dataset, plans)
+        if pool is None:
+            for job in jobs:
+                _write_audio_file(job)
+        for future in as_completed(pending):
+            future.result()  # a worker's exception is raised here, as it would be in-process
+    _write_marker(dataset)  # last: only a complete set is marked as one
+    dataset.partial_marker_file.unlink()
     return dataset
 
 
@@ -176,7 +223,7 @@ def _clear_earlier_demo_set(dataset: DemoDataset) -> None:
     existing = [path for path in dataset.generated_paths() if path.exists()]
     if not existing:
         return
-    if not dataset.marker_file.is_file():
+    if not (dataset.marker_file.is_file() or dataset.partial_marker_file.is_file()):
         raise DemoDataError(
             f"out_dir={root} already holds {', '.join(path.name for path in existing)} that the "
             "demo generator did not write; choose an empty or new folder"
@@ -188,16 +235,126 @@ def _clear_earlier_demo_set(dataset: DemoDataset) -> None:
             path.unlink()
 
 
-def _write_audio(dataset: DemoDataset, plan: DemoTrack) -> None:
-    path = dataset.audio_file(plan)
-    path.parent.mkdir(parents=True, exist_ok=True)
+# --- audio -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _AudioJob:
+    """One WAV file to synthesise: all a worker process needs, cheap to send it."""
+
+    path: Path
+    genre: str
+    index: int
+    seed: int
+    sample_rate: int
+    duration_s: float
+
+
+def _audio_jobs(dataset: DemoDataset, plans: list[DemoTrack]) -> list[_AudioJob]:
+    """One job per track, in track order; creates the genre folders (here, not in the workers)."""
+    for genre in dataset.genres:
+        (dataset.audio_dir / genre).mkdir(parents=True, exist_ok=True)
+    return [
+        _AudioJob(
+            path=dataset.audio_file(plan),
+            genre=plan.genre,
+            index=plan.index,
+            seed=dataset.seed,
+            sample_rate=dataset.sample_rate,
+            duration_s=dataset.duration_s,
+        )
+        for plan in plans
+    ]
+
+
+def _write_audio_file(job: _AudioJob) -> None:
     audio = synthesize_track(
-        plan.genre,
-        stream_rng(dataset.seed, Stream.AUDIO, plan.index),
-        sample_rate=dataset.sample_rate,
-        duration_s=dataset.duration_s,
+        job.genre,
+        stream_rng(job.seed, Stream.AUDIO, job.index),
+        sample_rate=job.sample_rate,
+        duration_s=job.duration_s,
     )
-    sf.write(path, audio, dataset.sample_rate, subtype="PCM_16")
+    sf.write(job.path, audio, job.sample_rate, subtype="PCM_16")
+
+
+def _write_audio_chunk(jobs: tuple[_AudioJob, ...]) -> None:
+    """What a worker process runs: a few tracks, one after the other."""
+    for job in jobs:
+        _write_audio_file(job)
+
+
+def _available_cores() -> int:
+    # the cores this process may run on (a container or `taskset` may allow fewer than exist)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _worker_count(workers: int | None, n_tracks: int, duration_s: float) -> int:
+    """Worker processes for the audio; 1 means none (all in this process)."""
+    if workers is None:
+        workers = min(_available_cores(), int(n_tracks * duration_s // AUDIO_S_PER_WORKER))
+    return max(1, min(workers, n_tracks))
+
+
+def _start_audio_worker() -> None:
+    """Initialiser of each worker process.
+
+    One BLAS thread per worker: the workers already fill the cores, and more threads would only
+    oversubscribe them. Ctrl-C reaches the whole process group, but it is the parent's to handle
+    (it cancels what is left and waits for the chunks under way); a worker would print a
+    traceback for it.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _audio_pool(n_workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """A pool of `n_workers` processes, or None for 1. Started with "spawn": the caller may run
+    threads (Prefect's, torch's), and a forked child of a threaded process can deadlock. On any
+    exception, tracks not yet started are cancelled, and the call returns only once no worker
+    writes any more."""
+    if n_workers <= 1:
+        yield None
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=n_workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_audio_worker,
+    )
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit_audio(
+    pool: ProcessPoolExecutor, n_workers: int, jobs: list[_AudioJob]
+) -> list[Future[None]]:
+    chunk = max(1, min(_TRACKS_PER_CHUNK, math.ceil(len(jobs) / n_workers)))
+    return [
+        pool.submit(_write_audio_chunk, tuple(jobs[start : start + chunk]))
+        for start in range(0, len(jobs), chunk)
+    ]
+
+
+# --- text files --------------------------------------------------------------------------------
+
+
+def _write_text_files(dataset: DemoDataset, plans: list[DemoTrack]) -> None:
+    """The lyrics files, metadata.csv and lyrics_truth.csv."""
+    truth_rows: list[dict[str, str | None]] = []
+    for plan in plans:
+        if plan.lyrics_file is not None:
+            _write_track_lyrics(dataset, plan, plan.lyrics_file)
+            truth_rows.append({"lyrics_file": plan.lyrics_file, "track_id": plan.track_id})
+    for name in _write_orphan_lyrics(dataset):
+        truth_rows.append({"lyrics_file": name, "track_id": None})
+    _write_metadata(dataset, plans)
+    _write_lyrics_truth(dataset, truth_rows)
 
 
 def _write_track_lyrics(dataset: DemoDataset, plan: DemoTrack, file_name: str) -> None:

@@ -1,7 +1,9 @@
-"""Writing the demo set: determinism, GTZAN layout, metadata, pairing truth, output folder."""
+"""Writing the demo set: determinism, GTZAN layout, metadata, pairing truth, output folder, and
+the same files whether the audio is written in this process or by worker processes."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import re
@@ -13,6 +15,15 @@ import pytest
 import soundfile as sf
 
 from tasks.demo import GENRES, METADATA_COLUMNS, DemoDataError, DemoDataset, generate_demo_dataset
+from tasks.demo.writer import (
+    AUDIO_S_PER_WORKER,
+    _audio_pool,
+    _AudioJob,
+    _available_cores,
+    _submit_audio,
+    _worker_count,
+    _write_audio_file,
+)
 from tests.demo.demo_files import BENGALI, SHORT_S, SMALL_TRACKS, file_digests
 
 # sha256 over the digests of the text files of generate_demo_dataset(tracks=16, seed=3); taken
@@ -61,6 +72,53 @@ def test_other_seed_gives_other_audio_and_songs(small_set: DemoDataset, tmp_path
     assert all(other_digests[name] != same_seed_digests[name] for name in wavs)
     titles = set(pl.read_csv(other.metadata_csv)["title"])
     assert titles != set(pl.read_csv(small_set.metadata_csv).head(8)["title"])
+
+
+# --- worker processes ---------------------------------------------------------------------------
+
+
+def test_worker_processes_write_the_same_files(small_set: DemoDataset, tmp_path: Path) -> None:
+    """The shared set is written in this process (too little audio for a pool); two workers
+    must give the same bytes, marker included."""
+    pooled = generate_demo_dataset(
+        tmp_path / "pooled", tracks=SMALL_TRACKS, seed=0, duration_s=SHORT_S, workers=2
+    )
+    assert file_digests(pooled.root) == file_digests(small_set.root)
+
+
+def test_small_sets_stay_in_process_and_large_ones_use_every_core() -> None:
+    cores = _available_cores()
+    assert _worker_count(None, 16, 30.0) == 1  # under AUDIO_S_PER_WORKER per worker
+    assert _worker_count(None, SMALL_TRACKS, SHORT_S) == 1
+    assert _worker_count(None, 120, 30.0) == min(cores, int(120 * 30 // AUDIO_S_PER_WORKER))
+    assert _worker_count(None, 100_000, 30.0) == cores  # never more workers than cores
+    assert _worker_count(8, 3, 30.0) == 3  # never more workers than tracks
+    assert _worker_count(1, 1000, 30.0) == 1
+
+
+def test_an_error_in_a_worker_is_raised_as_in_process(tmp_path: Path) -> None:
+    job = _AudioJob(
+        path=tmp_path / "polka.00000.wav",
+        genre="polka",
+        index=0,
+        seed=0,
+        sample_rate=22050,
+        duration_s=0.5,
+    )
+    with pytest.raises(DemoDataError, match="genre='polka'") as in_process:
+        _write_audio_file(job)
+    with _audio_pool(2) as pool:
+        assert pool is not None
+        (future,) = _submit_audio(pool, 2, [job])
+        with pytest.raises(DemoDataError, match=re.escape(str(in_process.value))):
+            future.result()
+    assert not job.path.exists()
+
+
+def test_workers_below_one_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(DemoDataError, match="workers=0"):
+        generate_demo_dataset(tmp_path / "set", tracks=2, duration_s=0.5, workers=0)
+    assert not (tmp_path / "set").exists()
 
 
 # --- layout and metadata ----------------------------------------------------------------------
@@ -153,6 +211,31 @@ def test_regenerating_a_demo_folder_leaves_no_stale_files(tmp_path: Path) -> Non
     assert len(list(smaller.audio_dir.rglob("*.wav"))) == 4
     truth = pl.read_csv(smaller.lyrics_truth_csv)
     assert {path.name for path in smaller.lyrics_dir.iterdir()} == set(truth["lyrics_file"])
+
+
+def test_a_set_whose_writing_stopped_is_regenerated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped half-way (a full disk, Ctrl-C) leaves audio and lyrics but no marker; the
+    next run regenerates the folder instead of refusing it as data the generator did not write."""
+    real_write = sf.write
+    written: list[Path] = []
+
+    def write_until_the_disk_is_full(path: Path, *args: object, **kwargs: object) -> None:
+        if len(written) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(path)
+        real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(sf, "write", write_until_the_disk_is_full)
+    with pytest.raises(OSError, match="No space left"):
+        generate_demo_dataset(tmp_path / "set", tracks=8, seed=0, duration_s=SHORT_S, workers=1)
+    assert not (tmp_path / "set" / "demo_dataset.json").exists()
+    monkeypatch.undo()
+
+    again = generate_demo_dataset(tmp_path / "set", tracks=8, seed=0, duration_s=SHORT_S)
+    fresh = generate_demo_dataset(tmp_path / "fresh", tracks=8, seed=0, duration_s=SHORT_S)
+    assert file_digests(again.root) == file_digests(fresh.root)
 
 
 def test_refuses_to_write_into_a_folder_it_did_not_make(tmp_path: Path) -> None:

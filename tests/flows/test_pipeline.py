@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import get_args
 
+import numpy as np
 import polars as pl
 import pytest
 from mlflow.tracking import MlflowClient
@@ -222,3 +225,69 @@ def test_a_diverged_training_is_left_out_and_the_others_go_on(pipeline_run) -> N
     assert list(trained) == [sound.run_name]
     assert list(diverged) == [diverging.run_name]
     assert "learning rate" in diverged[diverging.run_name]
+
+
+@pytest.fixture(scope="module")
+def dask_cluster() -> Iterator[str]:
+    """A real local Dask cluster of two worker processes (one thread each), on loopback."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def test_on_a_dask_cluster_evaluation_ranks_as_on_threads_and_training_gives_the_same_model(
+    pipeline_run, dask_cluster, tmp_path: Path
+) -> None:
+    """`--task-runner dask --dask-address ...` on `evaluate` and `train`: the clusterings, plots
+    and the training run in the cluster's worker processes, spread over both, and give what the
+    thread runner gave. (A copy of the work dir: the cached results of the first run would
+    answer for the same one.)"""
+    from flows.evaluate import EvaluateConfig, evaluate_flow
+    from flows.train import TrainFlowConfig, train_flow
+    from tasks.core.runners import task_runner
+    from tasks.training.representation import read_latents
+
+    config, first = pipeline_run
+    workdir = tmp_path / "work"
+    shutil.copytree(config.workdir, workdir)
+    address = dask_cluster.scheduler.address
+
+    def on_cluster(flow):
+        return flow.with_options(task_runner=task_runner("dask", address=address))
+
+    evaluated = on_cluster(evaluate_flow)(
+        EvaluateConfig(workdir=workdir, seeds=config.evaluation_seeds, maps=config.maps)
+    )
+    # Rows of the first run's models (another test may have trained one more into the work dir).
+    key, shown = ["method", "features", "algorithm"], ["nmi", "silhouette", "ari"]
+    expected = pl.read_csv(first.comparison).select(*key, *shown)
+    on_dask = pl.read_csv(evaluated.comparison).select(*key, *shown)
+    assert on_dask.join(expected, on=key, how="semi").sort(key).equals(expected.sort(key))
+    executed = dask_cluster.run(lambda dask_worker: dask_worker.state.executed_count)
+    assert len(executed) == 2
+    assert all(count > 0 for count in executed.values())  # both workers clustered or drew
+
+    spec = next(s for s in model_specs("quick", 2, 4) if s.model == "mlp_vae")
+    trained = on_cluster(train_flow)(
+        TrainFlowConfig(
+            data=Workspace.open(config.workdir).demo_data,
+            workdir=workdir,
+            spec=spec,
+            features=TINY_FEATURES,
+            experiment="dask test",
+        )
+    )
+    on_threads = read_latents(Workspace.open(config.workdir).model_latents(spec.run_name))
+    on_dask = read_latents(trained.latents)
+    assert on_dask.track_ids == on_threads.track_ids
+    np.testing.assert_allclose(on_dask.mu, on_threads.mu, rtol=1e-4, atol=1e-5)
