@@ -23,6 +23,9 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: install run test lint bench serve clean
 
 $(STAMP): requirements.txt requirements-pretrained.txt pyproject.toml
+	@# torch 2.9.1 from PyPI is the CUDA build: the venv takes about 9 GB. Say so in one line
+	@# instead of pip's "No space left on device" half-way through.
+	@$(PYTHON) -c "import shutil, sys; free = shutil.disk_usage('.').free / 2**30; free >= 6 or sys.exit(f'error: {free:.1f} GB free in $(CURDIR); make install needs about 9 GB (torch and its CUDA libraries)')"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
