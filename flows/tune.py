@@ -9,9 +9,11 @@ Trials left RUNNING by a killed process are marked FAIL on resume (see
 
 MLflow: every session (one call of this flow) is one run in the "tuning" experiment with the
 trials it ran as child runs and the retrained best model as one more child; a resumed study
-therefore spans several session runs, listed in the study's user attr `mlflow_parent_runs`.
-Parallel: `study.jobs` runs trials in threads of this process; several processes may also share
-one storage (each with its own session run). Watch a study with `optuna-dashboard <storage URL>`.
+therefore spans several session runs, one user attr `mlflow_session:<run id>` each on the study
+(`tasks.tuning.study.study_sessions`). Parallel: `study.jobs` runs trials in threads of this
+process; several processes, on one machine or several, may also share one storage such as
+PostgreSQL (each with its own session run; a test runs two at once). Watch a study with
+`optuna-dashboard <storage URL>`.
 """
 
 from __future__ import annotations

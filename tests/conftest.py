@@ -14,6 +14,9 @@ from flows.runtime.environment import apply_runtime_defaults
 # spin-waiting threads make small models 10-70x slower on 2 cores); before torch is imported.
 apply_runtime_defaults()
 
+# A throw-away PostgreSQL server, shared by the tests that ask for it (tests/postgres_server.py).
+from tests.postgres_server import postgres  # noqa: E402, F401
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that use the real Prefect server carry the `prefect_server` marker (selectable with

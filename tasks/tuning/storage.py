@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import time
 import warnings
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from registry.runs import end_run, run_status
 from registry.tracking import set_tags
@@ -31,6 +33,8 @@ from tasks.tuning.storage_url import display_url
 
 # Optuna's heartbeat: a running trial writes a timestamp this often (seconds).
 HEARTBEAT_SECONDS = 10
+# Tries at opening a storage whose tables another process may be creating at the same moment.
+SCHEMA_ATTEMPTS = 5
 
 
 class StudyTarget(BaseModel):
@@ -87,14 +91,23 @@ def make_storage(url: str, *, stale_after_s: int) -> optuna.storages.RDBStorage:
         # Parallel trials and processes share one file; wait for its lock instead of failing.
         engine_kwargs = {"connect_args": {"timeout": 60}}
     heartbeat = max(1, min(HEARTBEAT_SECONDS, stale_after_s // 3))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat,
-            grace_period=stale_after_s,
-        )
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat,
+                    grace_period=stale_after_s,
+                )
+        except (IntegrityError, ProgrammingError):
+            # Two tune processes opening a new database at once both create Optuna's tables;
+            # the one that loses the race finds them made on its next attempt.
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def open_study(

@@ -227,9 +227,29 @@ def _open_for_session(
         ),
     )
     stale = fail_stale_trials(study, older_than_s=settings.stale_after_s)
-    sessions = [*study.user_attrs.get("mlflow_parent_runs", []), parent_run_id]
-    study.set_user_attr("mlflow_parent_runs", sessions)
+    record_session(study, parent_run_id)
     return study, stale
+
+
+# One user attr per session (`mlflow_session:<run id>` = its start, Unix seconds): tune processes
+# that open the study at the same moment each add their own key; a shared list would be read,
+# extended and written back by both, and one session lost.
+SESSION_ATTR_PREFIX = "mlflow_session:"
+
+
+def record_session(study: optuna.Study, parent_run_id: str) -> None:
+    """Note this session's MLflow run on the study."""
+    study.set_user_attr(f"{SESSION_ATTR_PREFIX}{parent_run_id}", time.time())
+
+
+def study_sessions(study: optuna.Study) -> list[str]:
+    """The MLflow runs of every session that worked on the study, oldest first."""
+    started = {
+        key.removeprefix(SESSION_ATTR_PREFIX): value
+        for key, value in study.user_attrs.items()
+        if key.startswith(SESSION_ATTR_PREFIX)
+    }
+    return sorted(started, key=started.__getitem__)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="study {target.name}")

@@ -23,7 +23,7 @@ from registry.tracking import client, experiment_id
 from tasks.audio.features import FeatureConfig
 from tasks.demo import generate_demo_dataset
 from tasks.tuning.space import SearchSettings
-from tasks.tuning.study import StudySettings
+from tasks.tuning.study import StudySettings, study_sessions
 
 SMALL_FEATURES = FeatureConfig(n_mels=32, crop_frames=32, crop_hop_frames=32)
 
@@ -250,7 +250,7 @@ def test_rerun_with_more_trials_resumes_the_study_past_killed_trials(
     assert min(second.study.trials_this_session) > untraced.number
     assert second.study.n_running == 0
     # each session has its own MLflow run, both recorded on the study
-    assert study.user_attrs["mlflow_parent_runs"] == [first.run_id, second.run_id]
+    assert study_sessions(study) == [first.run_id, second.run_id]
     assert mlflow.get_run(second.run_id).info.status == "FINISHED"
     # the killed session's runs no longer pretend to be running
     assert mlflow.get_run(dead_session).info.status == "KILLED"
