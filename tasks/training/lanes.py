@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -72,11 +73,27 @@ def training_lanes(lanes: int | None = None) -> Iterator[int]:
     torch.set_num_threads(threads)  # this process's lane
     try:
         yield count
+    except BaseException:
+        # Ctrl-C or a failure: stop the workers' trainings now instead of waiting for them.
+        _stop_workers(pool)
+        raise
     finally:
         with _lock:
             _pool = None
         pool.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(threads_before)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate the pool's worker processes (what they were training is lost; the finished
+    models are in their folders and MLflow already)."""
+    # ProcessPoolExecutor has no public way to stop busy workers before Python 3.14.
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 def run_in_lane(
@@ -101,6 +118,9 @@ def _start_lane(threads: int, log_level: int) -> None:
     progress lines), and credentials redacted from log records as in the caller."""
     from tasks.core.redaction import install_log_redaction
 
+    # Ctrl-C reaches the whole process group; the caller handles it (and stops the workers), a
+    # worker would only print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     install_log_redaction()
     logging.basicConfig(level=log_level, format="%(asctime)s | %(levelname)-7s | %(message)s")

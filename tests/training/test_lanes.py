@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 
 import pytest
@@ -98,3 +100,39 @@ def test_lanes_follow_the_cores_up_to_a_cap() -> None:
     assert default_lanes(1) == 1
     assert default_lanes(2) == 2
     assert default_lanes(64) == 4
+
+
+def sleep_and_report(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_leaving_the_lanes_on_an_error_stops_a_busy_worker_at_once() -> None:
+    """Ctrl-C (or a failed training) in the caller does not wait for a long training in a worker
+    process: the worker is terminated, the call waiting for it fails, and the error goes on."""
+    outcome: dict[str, object] = {}
+
+    def wait_for_the_worker() -> None:
+        try:
+            outcome["pid"] = run_in_lane(sleep_and_report, 120.0)
+        except Exception as error:  # the pool broke under it
+            outcome["error"] = error
+
+    def interrupted() -> None:
+        with training_lanes(2):
+            with _own_lane_busy():
+                worker = threading.Thread(target=wait_for_the_worker)
+                worker.start()
+                time.sleep(5.0)  # the worker process starts and takes the call
+            raise KeyboardInterrupt
+
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    assert time.perf_counter() - started < 60
+    assert not lanes_open()
+    deadline = time.perf_counter() + 30
+    while "error" not in outcome and "pid" not in outcome and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    assert "pid" not in outcome
+    assert isinstance(outcome["error"], BrokenProcessPool)
