@@ -261,9 +261,9 @@ _command(
 )
 
 
-def tune(config: TuneConfig) -> None:
+def tune(config: TuneConfig, placement: TaskPlacement) -> None:
     """Search hyperparameters with Optuna (resumable), retrain and evaluate the best."""
-    result = _run(tune_flow, config)
+    result = _run(_placed(tune_flow, placement), config)
     study = result.study
     best = (
         f"{study.best_value:.4f} (trial {study.best_trial})"
@@ -279,7 +279,7 @@ def tune(config: TuneConfig) -> None:
     typer.echo(f"MLflow run {result.run_id}; dashboard: {result.dashboard_command}")
 
 
-_command("tune", TuneConfig, tune, arguments=("search.model", "data"))
+_command("tune", TuneConfig, tune, arguments=("search.model", "data"), command_line=TaskPlacement)
 
 
 def predict(config: PredictConfig) -> None:

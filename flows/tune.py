@@ -29,10 +29,18 @@ from models.zoo import needs_lyrics
 from registry.tracking import tracked_run
 from tasks.audio.discovery import CollectionPath
 from tasks.audio.features import FeatureConfig
+from tasks.core.runners import on_callers_cluster, runs_on_threads
 from tasks.core.workspace import DEFAULT_WORKDIR, WorkdirPath
 from tasks.tuning.retrain import FinalModel, retrain_best
 from tasks.tuning.space import SearchSettings
-from tasks.tuning.study import StudySettings, locate_study, run_study
+from tasks.tuning.study import (
+    StudySettings,
+    locate_study,
+    open_session,
+    run_trials,
+    summarize_session,
+    trial_runners,
+)
 from tasks.tuning.summary import StudySummary, session_tags
 
 
@@ -88,13 +96,13 @@ class TuneResult(BaseModel):
 def tune_flow(config: TuneConfig) -> TuneResult:
     started = time.perf_counter()
     search = config.search
-    ingested = ingest_flow(
+    ingested = on_callers_cluster(ingest_flow)(
         IngestConfig(data=config.data, workdir=config.workdir, features=config.features)
     )
     if needs_lyrics(search.model, search.condition):
         from flows.lyrics import LyricsConfig, lyrics_flow
 
-        lyrics_flow(LyricsConfig(data=config.data, workdir=config.workdir))
+        on_callers_cluster(lyrics_flow)(LyricsConfig(data=config.data, workdir=config.workdir))
     target = locate_study(
         config.study,
         search,
@@ -108,25 +116,39 @@ def tune_flow(config: TuneConfig) -> TuneResult:
         parent_run_id=config.parent_run_id,
         tags=session_tags(target, search),
     ) as run_id:
-        summary = run_study(
+        session = open_session(
+            target=target, search=search, settings=config.study, parent_run_id=run_id
+        )
+        # In this process (trials in `jobs` threads), or `jobs` trial loops on a cluster's workers.
+        trials = [
+            run_trials.submit(
+                target=target,
+                search=search,
+                settings=settings,
+                experiment=config.experiment,
+                parent_run_id=run_id,
+            )
+            for settings in trial_runners(config.study, on_threads=runs_on_threads())
+        ]
+        summary = summarize_session(
             target=target,
             search=search,
             settings=config.study,
-            experiment=config.experiment,
-            parent_run_id=run_id,
+            session=session,
+            trials=[number for future in trials for number in future.result()],
         )
         final = None
         if config.retrain_best:
-            final = retrain_best(
+            final = retrain_best.submit(
                 target=target,
                 search=search,
                 summary=summary,
                 epochs=config.final_epochs,
                 experiment=config.experiment,
                 parent_run_id=run_id,
-            )
+            ).result()
     if config.evaluate and final is not None:
-        evaluate_flow(
+        on_callers_cluster(evaluate_flow)(
             EvaluateConfig(
                 data=config.data,
                 workdir=config.workdir,

@@ -208,12 +208,10 @@ def session_logger() -> logging.Logger | logging.LoggerAdapter:
         return logging.getLogger(__name__)
 
 
-def _open_for_session(
-    target: StudyTarget, search: SearchSettings, settings: StudySettings, parent_run_id: str
-) -> tuple[optuna.Study, list[int]]:
-    """Open the study, fail its stale trials and record this session's run on it; the study and
-    the numbers of the trials failed as stale."""
-    study = open_study(
+def _open(target: StudyTarget, search: SearchSettings, settings: StudySettings) -> optuna.Study:
+    """The study with this session's sampler and pruner (they live in the study object, not in
+    the storage: every process that runs trials opens it this way)."""
+    return open_study(
         make_storage(target.storage_url, stale_after_s=settings.stale_after_s),
         target.name,
         search,
@@ -226,6 +224,14 @@ def _open_for_session(
             max_epochs=search.epochs,
         ),
     )
+
+
+def _open_for_session(
+    target: StudyTarget, search: SearchSettings, settings: StudySettings, parent_run_id: str
+) -> tuple[optuna.Study, list[int]]:
+    """Open the study, fail its stale trials and record this session's run on it; the study and
+    the numbers of the trials failed as stale."""
+    study = _open(target, search, settings)
     stale = fail_stale_trials(study, older_than_s=settings.stale_after_s)
     record_session(study, parent_run_id)
     return study, stale
@@ -252,28 +258,26 @@ def study_sessions(study: optuna.Study) -> list[str]:
     return sorted(started, key=started.__getitem__)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="study {target.name}")
-def run_study(
-    *,
-    target: StudyTarget,
-    search: SearchSettings,
-    settings: StudySettings,
-    experiment: str,
-    parent_run_id: str,
-) -> StudySummary:
-    """Open (or resume) the study, fail stale trials, run trials until `settings.trials` are
-    finished, and log the study to the session's MLflow run `parent_run_id` (in `experiment`,
-    where the trials' runs go too).
+class StudySession(BaseModel):
+    """A session opened on a study: its MLflow run, its start, the stale trials it failed."""
 
-    Raises TuningError: StudyMismatchError (resuming with other settings), too few tracks, a
-    label objective on data without genre labels, or repeated failing trials.
+    model_config = ConfigDict(frozen=True)
+
+    parent_run_id: str
+    started: float = Field(description="time.perf_counter() when the session opened.")
+    stale: list[int] = Field(default_factory=list)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="open study {target.name}")
+def open_session(
+    *, target: StudyTarget, search: SearchSettings, settings: StudySettings, parent_run_id: str
+) -> StudySession:
+    """Open (or resume) the study, fail stale trials and record this session on it.
+
+    Raises TuningError: StudyMismatchError (resuming with other settings).
     """
     logger = session_logger()
     started = time.perf_counter()
-    split = HeldOutSplit.read(
-        target.workspace, validation_fraction=search.validation_fraction, seed=search.seed
-    )
-    n_clusters = split.fixed_n_clusters(search)
     study, stale = _open_for_session(target, search, settings, parent_run_id)
     if stale:
         logger.warning("trials %s were left RUNNING by a dead process; marked FAIL", stale)
@@ -284,13 +288,45 @@ def run_study(
         settings.trials,
         target.dashboard_command,
     )
+    return StudySession(parent_run_id=parent_run_id, started=started, stale=stale)
+
+
+def trial_runners(settings: StudySettings, *, on_threads: bool) -> list[StudySettings]:
+    """How a session's trials run: one `run_trials` with `settings.jobs` threads in this
+    process, or, on a cluster, `settings.jobs` of them with one trial at a time each (each in
+    its own worker process, all on the shared storage)."""
+    if on_threads or settings.jobs == 1:
+        return [settings]
+    return [settings.model_copy(update={"jobs": 1})] * settings.jobs
+
+
+@task(cache_policy=NO_CACHE, task_run_name="trials of {target.name}")
+def run_trials(
+    *,
+    target: StudyTarget,
+    search: SearchSettings,
+    settings: StudySettings,
+    experiment: str,
+    parent_run_id: str,
+) -> list[int]:
+    """Run trials of the opened study until it holds `settings.trials` finished ones (other
+    callers, threads or processes, may be adding trials to it at the same time); return the
+    numbers of the trials this call ran. Each trial is a child run of `parent_run_id`.
+
+    Raises TuningError: too few tracks, a label objective on data without genre labels, or
+    repeated failing trials.
+    """
+    split = HeldOutSplit.read(
+        target.workspace, validation_fraction=search.validation_fraction, seed=search.seed
+    )
+    study = _open(target, search, settings)
     objective = TrialObjective(
         target=target,
         scorer=EpochScorer(target.workspace, target.feature_key, split, search),
-        n_clusters=n_clusters,
+        n_clusters=split.fixed_n_clusters(search),
         experiment=experiment,
         parent_run_id=parent_run_id,
-        log=logger.info,
+        log=session_logger().info,
     )
     # Trials in parallel threads share the cores; one torch pool per core is the most that helps.
     threads_before = torch.get_num_threads()
@@ -307,14 +343,28 @@ def run_study(
         )
     finally:
         torch.set_num_threads(threads_before)
+    return objective.trial_numbers
+
+
+@task(cache_policy=NO_CACHE, task_run_name="summarize study {target.name}")
+def summarize_session(
+    *,
+    target: StudyTarget,
+    search: SearchSettings,
+    settings: StudySettings,
+    session: StudySession,
+    trials: list[int],
+) -> StudySummary:
+    """The study after this session's `trials`, logged to the session's MLflow run."""
+    study = _open(target, search, settings)
     summary = summarize(
         study,
         target,
         search,
-        session_trials=objective.trial_numbers,
-        stale=stale,
-        started=started,
+        session_trials=sorted(trials),
+        stale=session.stale,
+        started=session.started,
     )
-    log_study(parent_run_id, study, summary, target.output_dir)
-    logger.info("%s; inspect it with: %s", summary.describe(), target.dashboard_command)
+    log_study(session.parent_run_id, study, summary, target.output_dir)
+    session_logger().info("%s; inspect it with: %s", summary.describe(), target.dashboard_command)
     return summary

@@ -256,3 +256,23 @@ def test_rerun_with_more_trials_resumes_the_study_past_killed_trials(
     assert mlflow.get_run(dead_session).info.status == "KILLED"
     assert mlflow.get_run(dead_trial_run).info.status == "KILLED"
     assert mlflow.get_run(dead_trial_run).data.tags["stale"] == "true"
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_on_a_dask_cluster_trials_run_side_by_side_in_worker_processes(
+    collection: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`tune --task-runner dask --jobs 2`: two trial loops, each in a worker process of the
+    cluster, fill one study; the session sees every trial they ran."""
+    from tasks.core.runners import task_runner
+    from tasks.tuning.storage import process_tag
+
+    config = _config(collection, tmp_path / "optuna.db", study={"trials": 4, "jobs": 2})
+    result = tune_flow.with_options(task_runner=task_runner("dask", workers=2))(config)
+    study = _study(config, result.study.study_name)
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert 4 <= len(finished) <= 5  # a loop may finish the trial it started as the other hit 4
+    processes = {trial.user_attrs["process"] for trial in study.trials}
+    assert len(processes) == 2
+    assert process_tag() not in processes
+    assert sorted(result.study.trials_this_session) == [t.number for t in study.trials]
