@@ -93,6 +93,10 @@ def task_runner(
             # dashboard is off (it would bind to every interface by default).
             "host": "127.0.0.1",
             "dashboard_address": None,
+            # Mutual TLS with credentials made for this cluster alone: only this process and
+            # its workers can reach the scheduler, which would otherwise run any code sent to it
+            # by anyone on the machine (Dask has no passwords).
+            "security": True,
         }
     )
 
@@ -108,8 +112,12 @@ def on_callers_cluster(flow: Flow) -> Flow:
         return flow
     from prefect_dask import DaskTaskRunner
 
-    address = runner.client.scheduler.address  # type: ignore[attr-defined]
-    return flow.with_options(task_runner=DaskTaskRunner(address=address))
+    client = runner.client  # type: ignore[attr-defined]
+    # The caller's credentials too: a local cluster accepts only them (`task_runner`).
+    shared = DaskTaskRunner(
+        address=client.scheduler.address, client_kwargs={"security": client.security}
+    )
+    return flow.with_options(task_runner=shared)
 
 
 def runs_on_threads() -> bool:

@@ -51,9 +51,40 @@ def test_dask_runner_builds_a_loopback_process_cluster_or_connects_to_an_address
     assert local.cluster_kwargs["processes"] is True
     assert local.cluster_kwargs["host"] == "127.0.0.1"
 
+    assert local.cluster_kwargs["security"] is True
+
     remote = task_runner("dask", workers=0, address="tcp://127.0.0.1:8786")
     assert remote.address == "tcp://127.0.0.1:8786"
     assert remote.cluster_kwargs == {}
+
+
+def test_a_local_cluster_talks_only_to_holders_of_its_credentials() -> None:
+    """The scheduler of the cluster the dask runner starts speaks mutual TLS with credentials
+    made for it: a client holding them works, a TLS client without a certificate is turned away
+    in the handshake."""
+    import asyncio
+    import ssl
+
+    from distributed import Client
+    from distributed.comm import CommClosedError, connect
+
+    stranger = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    stranger.check_hostname = False
+    stranger.verify_mode = ssl.CERT_NONE
+
+    async def ask_as_a_stranger(address: str) -> object:
+        comm = await connect(address, timeout=5, ssl_context=stranger)
+        await comm.write({"op": "identity"})
+        return await comm.read()
+
+    with task_runner("dask", workers=1) as runner:
+        client = runner.client
+        address = client.scheduler.address
+        assert address.startswith("tls://127.0.0.1:")
+        with Client(address, security=client.security, timeout=30) as holder:
+            assert holder.submit(sum, [1, 2]).result(timeout=60) == 3
+        with pytest.raises(CommClosedError, match="certificate required"):
+            asyncio.run(ask_as_a_stranger(address))
 
 
 @pytest.mark.parametrize(
