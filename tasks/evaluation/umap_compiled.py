@@ -33,9 +33,9 @@ def load_umap() -> ModuleType:
     return umap
 
 
-def _cache_numba_functions() -> int:
+def _cache_numba_functions() -> None:
     """Enable caching on the module-level numba functions of umap-learn (pynndescent caches its
-    own); returns how many were switched on."""
+    own)."""
     import umap.distances
     import umap.layouts
     import umap.spectral
@@ -44,13 +44,10 @@ def _cache_numba_functions() -> int:
     from numba.core.caching import FunctionCache
     from numba.core.registry import CPUDispatcher
 
-    enabled = 0
     for module in (umap.umap_, umap.layouts, umap.spectral, umap.utils, umap.distances):
         for value in vars(module).values():
             if isinstance(value, CPUDispatcher) and not isinstance(value._cache, FunctionCache):
                 value.enable_caching()
-                enabled += 1
-    return enabled
 
 
 def compile_umap(points: int = 120, dims: int = 16) -> float:
