@@ -83,7 +83,8 @@ def test_a_local_cluster_talks_only_to_holders_of_its_credentials() -> None:
         assert address.startswith("tls://127.0.0.1:")
         with Client(address, security=client.security, timeout=30) as holder:
             assert holder.submit(sum, [1, 2]).result(timeout=60) == 3
-        with pytest.raises(CommClosedError, match="certificate required"):
+        # The server ends the handshake; the client sees the alert or just the closed socket.
+        with pytest.raises(CommClosedError, match=r"certificate required|EOF occurred"):
             asyncio.run(ask_as_a_stranger(address))
 
 
