@@ -27,6 +27,7 @@ from registry.champion import CHAMPION_MODEL
 from registry.tracking import tracked_run, tracking_uri
 from tasks.audio.ingest import IngestRecord
 from tasks.core.artifacts import publish_evaluation_artifacts
+from tasks.core.runners import runs_on_threads
 from tasks.core.workspace import DEFAULT_WORKDIR, WorkdirPath, Workspace
 from tasks.evaluation.champion import (
     ChampionCandidate,
@@ -55,6 +56,7 @@ from tasks.evaluation.representations import (
     trained_representations,
 )
 from tasks.evaluation.tracking import EXPERIMENT, log_evaluation, log_latent_quality
+from tasks.training.lanes import open_lanes
 
 
 class EvaluateConfig(BaseModel):
@@ -135,16 +137,19 @@ def evaluate_flow(config: EvaluateConfig) -> EvaluateResult:
     reports = write_reports(table, workspace.reports)
     candidate = choose_champion(table, representations, per_representation)
     clustering = _candidate_clustering(candidate, n_clusters, labels=labels, workspace=workspace)
-    draw_evaluation_figures(
-        table,
-        representations,
-        labels=labels,
-        n_clusters=n_clusters,
-        workspace=workspace,
-        methods_2d=config.maps,
-        interactive_for=map_representation(table, representations, per_representation),
-        champion=clustering,
-    )
+    # Figures are drawn in worker lanes on this process's threads (the pipeline's, when it
+    # opened them); a cluster's workers draw on their own.
+    with open_lanes(None if runs_on_threads() else 1):
+        draw_evaluation_figures(
+            table,
+            representations,
+            labels=labels,
+            n_clusters=n_clusters,
+            workspace=workspace,
+            methods_2d=config.maps,
+            interactive_for=map_representation(table, representations, per_representation),
+            champion=clustering,
+        )
 
     run_id, champion_version = _log_and_promote(
         config,

@@ -29,7 +29,7 @@ from tasks.evaluation.plots import MapMethod
 from tasks.evaluation.representations import read_labels
 from tasks.evaluation.tracking import log_pipeline_outcome
 from tasks.training.comparison import Profile, model_specs, pretrained_config
-from tasks.training.lanes import default_lanes, training_lanes
+from tasks.training.lanes import default_lanes, open_lanes
 from tasks.training.representation import ModelSpec, train_representation
 from tasks.training.trainer import NonFiniteLossError
 
@@ -113,19 +113,22 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
                 "fingerprint": ingested.fingerprint,
             },
         )
-        training_runs, diverged = _train_each(specs, ingested, run_id)
-        if diverged and not training_runs:
-            raise RunFailure(f"every training diverged: {'; '.join(diverged.values())}")
-        result = on_callers_cluster(evaluate_flow)(
-            EvaluateConfig(
-                data=data,
-                workdir=workdir,
-                seeds=config.evaluation_seeds,
-                n_clusters=config.n_clusters,
-                maps=config.maps,
-                parent_run_id=run_id,
+        # Worker lanes (on this process's threads only: a cluster's workers each work on their
+        # own), open once for the trainings and the evaluation's figures.
+        with open_lanes(None if runs_on_threads() else 1):
+            training_runs, diverged = _train_each(specs, ingested, run_id)
+            if diverged and not training_runs:
+                raise RunFailure(f"every training diverged: {'; '.join(diverged.values())}")
+            result = on_callers_cluster(evaluate_flow)(
+                EvaluateConfig(
+                    data=data,
+                    workdir=workdir,
+                    seeds=config.evaluation_seeds,
+                    n_clusters=config.n_clusters,
+                    maps=config.maps,
+                    parent_run_id=run_id,
+                )
             )
-        )
         log_pipeline_outcome(
             run_id,
             comparison=result.comparison,
@@ -153,33 +156,30 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
 def _train_each(
     specs: list[ModelSpec], ingested: IngestResult, parent_run_id: str
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Train every model of the comparison, as many at once as there are training lanes (the
-    flow's thread runner has one thread per lane) or workers of the Dask cluster: (MLflow run
-    id by run name, the message of each training that diverged). A diverged model is left out;
-    the others go on."""
+    """Train every model of the comparison, as many at once as there are lanes (the flow's
+    thread runner has one thread per lane) or workers of the Dask cluster: (MLflow run id by run
+    name, the message of each training that diverged). A diverged model is left out; the others
+    go on."""
     logger = get_run_logger()
     training_runs, diverged = {}, {}
-    # Lanes only when the trainings run on this process's threads (a cluster's workers each
-    # train on their own).
-    with training_lanes(None if runs_on_threads() else 1):
-        submitted = [
-            train_representation.submit(
-                spec,
-                ingested.workspace,
-                ingested.feature_key,
-                ingested.fingerprint,
-                parent_run_id=parent_run_id,
-                pretrained_key=ingested.pretrained_key,
-            )
-            for spec in specs
-        ]
-        for spec, future in zip(specs, submitted, strict=True):
-            try:
-                output = future.result()
-            except NonFiniteLossError as error:
-                diverged[spec.run_name] = str(error)
-                logger.warning("%s left out of the comparison: %s", spec.run_name, error)
-                continue
-            training_runs[spec.run_name] = output.run_id
-            logger.info("%s [%s]: run %s", spec.model, output.features, output.run_id)
+    submitted = [
+        train_representation.submit(
+            spec,
+            ingested.workspace,
+            ingested.feature_key,
+            ingested.fingerprint,
+            parent_run_id=parent_run_id,
+            pretrained_key=ingested.pretrained_key,
+        )
+        for spec in specs
+    ]
+    for spec, future in zip(specs, submitted, strict=True):
+        try:
+            output = future.result()
+        except NonFiniteLossError as error:
+            diverged[spec.run_name] = str(error)
+            logger.warning("%s left out of the comparison: %s", spec.run_name, error)
+            continue
+        training_runs[spec.run_name] = output.run_id
+        logger.info("%s [%s]: run %s", spec.model, output.features, output.run_id)
     return training_runs, diverged

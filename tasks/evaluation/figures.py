@@ -25,6 +25,7 @@ from tasks.evaluation.clustering import cluster
 from tasks.evaluation.clusters import ChampionClustering, ClusterAssignment
 from tasks.evaluation.representations import Labels, Representation, labels_for
 from tasks.training.figures import training_curves
+from tasks.training.lanes import run_in_lane
 from tasks.training.representation import read_latents
 from tasks.training.trainer import TrackLatents
 
@@ -136,11 +137,34 @@ def plot_representation(
     given_clusters: ClusterAssignment | None = None,
 ) -> list[str]:
     """UMAP/t-SNE maps coloured by genre, cluster and language; cluster x genre/language
-    heatmaps; with `interactive`, an HTML scatter too. Clusters: `figure_clusters`.
+    heatmaps; with `interactive`, an HTML scatter too. Clusters: `figure_clusters`. Drawn in a
+    free lane when lanes are open (`tasks.training.lanes`): matplotlib draws holding the GIL.
 
     Returns:
         The written paths, under `out_dir / representation.slug`.
     """
+    return run_in_lane(
+        draw_representation,
+        representation,
+        labels,
+        n_clusters,
+        out_dir,
+        methods_2d,
+        interactive,
+        given_clusters,
+    )
+
+
+def draw_representation(
+    representation: Representation,
+    labels: Labels,
+    n_clusters: int | None,
+    out_dir: Path,
+    methods_2d: list[str],
+    interactive: bool,
+    given_clusters: ClusterAssignment | None = None,
+) -> list[str]:
+    """What `plot_representation` draws, in the process it runs in."""
     latents = read_latents(representation.latents)
     genre, language = labels_for(latents, labels)
     clusters, source = figure_clusters(representation, latents, n_clusters, given_clusters)

@@ -55,6 +55,7 @@ from tasks.training.data import (
     ModelInputs,
     TrackSideInformation,
     gather_crops,
+    inference_batch_size,
     normalization_statistics,
     split_tracks,
 )
@@ -338,7 +339,11 @@ def prepare_training(
             arrays,
             rows,
             side,
-            batch_size=spec.train.batch_size,
+            batch_size=(
+                spec.train.batch_size
+                if name == "train"
+                else inference_batch_size(arrays.x.shape[1:], spec.train.batch_size)
+            ),
             shuffle=name == "train",
             device=device,
             seed=spec.train.seed,
@@ -555,7 +560,7 @@ def train_representation(
     plots and latents to a new run of `experiment`, logs the card and weights as the run's
     `model/` folder and, with `register`, registers it as a version of `vaemusic-<model>`.
     The training itself runs in a free training lane when the caller opened lanes
-    (`tasks.training.lanes.training_lanes`) and no epoch callback watches it; else here.
+    (`tasks.training.lanes.open_lanes`) and no epoch callback watches it; else here.
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the run is marked FAILED).

