@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -249,17 +250,24 @@ def draw_evaluation_figures(
             clusters (None: every representation is drawn with k-means).
     """
     given = champion.assignment() if champion is not None else None
-    per_representation = plot_representation.map(
-        list(representations),
-        unmapped(labels),
-        unmapped(n_clusters),
-        unmapped(workspace.plots),
-        unmapped(list(methods_2d)),
-        [representation is interactive_for for representation in representations],
-        [
-            given if champion is not None and representation == champion.representation else None
-            for representation in representations
-        ],
-    )
-    paths = [Path(p) for group in per_representation.result() for p in group]
-    return paths + overview_plots(table, representations, workspace)
+    # The overview is drawn meanwhile, in a lane of its own when lanes are open.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="overview") as background:
+        overview = background.submit(
+            run_in_lane, overview_plots, table, list(representations), workspace
+        )
+        per_representation = plot_representation.map(
+            list(representations),
+            unmapped(labels),
+            unmapped(n_clusters),
+            unmapped(workspace.plots),
+            unmapped(list(methods_2d)),
+            [representation is interactive_for for representation in representations],
+            [
+                given
+                if champion is not None and representation == champion.representation
+                else None
+                for representation in representations
+            ],
+        )
+        paths = [Path(p) for group in per_representation.result() for p in group]
+        return paths + overview.result()
