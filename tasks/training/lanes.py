@@ -1,5 +1,5 @@
-"""Trainings side by side in "lanes": the calling process is one lane, worker processes the others;
-each lane trains one model at a time.
+"""Trainings (and figures) side by side in "lanes": the calling process is one lane, worker
+processes the others; each lane does one job at a time.
 
 Why processes and not threads: torch's random generator is one per process, so two trainings in
 threads would draw each other's dropout and sampling noise and a seed would no longer give the
@@ -18,7 +18,9 @@ figures drawn in threads of one process use one core.
 
 Cores of idle lanes go to the busy ones: a training calls `share_idle_cores` between steps and
 takes `cores // busy lanes` threads, so the long convolutional VAE (1.6x faster on two threads)
-finishes on every core once the small models are done instead of leaving them idle.
+finishes on every core once the small models are done instead of leaving them idle. The price:
+with more threads torch may sum in another order, so such a training can differ from a re-run in
+the last bits (as on a GPU); one that kept its share throughout is reproduced exactly.
 """
 
 from __future__ import annotations
