@@ -33,7 +33,6 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from multiprocessing.sharedctypes import Synchronized
 from typing import Any, ParamSpec, TypeVar
 
 import torch
@@ -48,8 +47,11 @@ _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 # Held while this process's own lane trains.
 _own_lane = threading.Lock()
-# How many lanes train now, shared by the caller and its workers (None: no lanes open here).
-_busy_lanes: Synchronized | None = None
+# How many jobs the lanes hold now (running, or queued for a worker), in shared memory: written
+# by the caller alone (under `_counting`), read by every lane. No lock of multiprocessing's: the
+# command leaves through os._exit, so its semaphore would never be unlinked (a warning at exit).
+_busy_lanes: Any = None  # a ctypes c_int in shared memory while lanes are open
+_counting = threading.Lock()
 # Torch threads of a lane when every lane trains: its share of the cores.
 _lane_threads = 1
 # Lanes of the open pool, the caller's included.
@@ -80,7 +82,7 @@ def open_lanes(lanes: int | None = None) -> Iterator[int]:
     # spawn: the caller runs Prefect's and torch's threads, which a forked child would inherit
     # in whatever state they were.
     context = multiprocessing.get_context("spawn")
-    busy = context.Value("i", 0)
+    busy = context.RawValue("i", 0)
     pool = ProcessPoolExecutor(
         max_workers=count - 1,
         mp_context=context,
@@ -133,30 +135,38 @@ def run_in_lane(
     pool = _pool
     if pool is None:
         return function(*args, **kwargs)
-    if _own_lane.acquire(blocking=False):
-        try:
-            return _as_busy_lane(function, args, kwargs)
-        finally:
-            _own_lane.release()
-    return pool.submit(_as_busy_lane, function, args, kwargs).result()
+    with _counted_job():
+        if _own_lane.acquire(blocking=False):
+            try:
+                return _with_lane_threads(function, args, kwargs)
+            finally:
+                _own_lane.release()
+        return pool.submit(_with_lane_threads, function, args, kwargs).result()
 
 
-def _as_busy_lane(
+@contextmanager
+def _counted_job() -> Iterator[None]:
+    """Count a job among the lanes' busy ones while the block runs (in the caller)."""
+    busy = _busy_lanes
+    if busy is None:  # closed meanwhile
+        yield
+        return
+    with _counting:
+        busy.value += 1
+    try:
+        yield
+    finally:
+        with _counting:
+            busy.value -= 1
+
+
+def _with_lane_threads(
     function: Callable[..., _Result], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> _Result:
     """`function(*args, **kwargs)` with the lane's share of the cores (more only where it calls
-    `share_idle_cores`), counted among the busy lanes while it runs."""
-    busy = _busy_lanes
-    if busy is None:  # a worker of lanes closed meanwhile
-        return function(*args, **kwargs)
-    with busy.get_lock():
-        busy.value += 1
-    try:
-        torch.set_num_threads(_lane_threads)
-        return function(*args, **kwargs)
-    finally:
-        with busy.get_lock():
-            busy.value -= 1
+    `share_idle_cores`)."""
+    torch.set_num_threads(_lane_threads)
+    return function(*args, **kwargs)
 
 
 def share_idle_cores() -> None:
@@ -171,7 +181,7 @@ def share_idle_cores() -> None:
         torch.set_num_threads(threads)
 
 
-def _start_lane(threads: int, log_level: int, busy: Synchronized) -> None:
+def _start_lane(threads: int, log_level: int, busy: Any) -> None:
     """A worker lane's set-up: its share of the cores, the caller's log level on stderr (trainings'
     progress lines), and credentials redacted from log records as in the caller."""
     from tasks.core.redaction import install_log_redaction
