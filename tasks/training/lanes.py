@@ -49,9 +49,9 @@ _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 # Held while this process's own lane trains.
 _own_lane = threading.Lock()
-# How many jobs the lanes hold now (running, or queued for a worker), in shared memory: written
-# by the caller alone (under `_counting`), read by every lane. No lock of multiprocessing's: the
-# command leaves through os._exit, so its semaphore would never be unlinked (a warning at exit).
+# How many jobs the lanes hold now (running, or queued for a worker: then it errs towards fewer
+# threads), in shared memory: written by the caller alone (under `_counting`), read by every
+# lane, so no lock between processes is needed.
 _busy_lanes: Any = None  # a ctypes c_int in shared memory while lanes are open
 _counting = threading.Lock()
 # Torch threads of a lane when every lane trains: its share of the cores.
