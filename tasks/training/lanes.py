@@ -187,9 +187,9 @@ def _start_lane(threads: int, log_level: int, busy: Any) -> None:
     progress lines), and credentials redacted from log records as in the caller."""
     from tasks.core.redaction import install_log_redaction
 
+    global _busy_lanes, _lane_threads
     # Ctrl-C reaches the whole process group; the caller handles it (and stops the workers), a
     # worker would only print a traceback.
-    global _busy_lanes, _lane_threads
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A worker's exit: multiprocessing has run its own exit work before the interpreter's hooks;
     # skip the interpreter's teardown of torch, Prefect and matplotlib (1.7 s the caller waited).
@@ -207,5 +207,5 @@ def _leave_at_once() -> None:
 
 
 def lanes_open() -> bool:
-    """Whether trainings in this process now go to worker processes."""
+    """Whether jobs (trainings, figures) in this process now go to worker processes."""
     return _pool is not None

@@ -56,7 +56,12 @@ class StudySettings(BaseModel):
         description="Run until the study holds this many finished (complete + pruned) trials; "
         "running again resumes and tops up.",
     )
-    jobs: int = Field(1, ge=1, description="Trials in parallel (threads of this process).")
+    jobs: int = Field(
+        1,
+        ge=1,
+        description="Trials in parallel: threads of this process, or with --task-runner dask "
+        "trial loops in the cluster's worker processes.",
+    )
     timeout_s: float | None = Field(
         None, gt=0, description="Start no new trial after this many seconds (this session)."
     )
@@ -264,7 +269,7 @@ class StudySession(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     parent_run_id: str
-    started: float = Field(description="time.perf_counter() when the session opened.")
+    started: float = Field(description="time.time() when the session opened (see `summarize`).")
     stale: list[int] = Field(default_factory=list)
 
 
@@ -277,7 +282,7 @@ def open_session(
     Raises TuningError: StudyMismatchError (resuming with other settings).
     """
     logger = session_logger()
-    started = time.perf_counter()
+    started = time.time()
     study, stale = _open_for_session(target, search, settings, parent_run_id)
     if stale:
         logger.warning("trials %s were left RUNNING by a dead process; marked FAIL", stale)

@@ -79,8 +79,9 @@ def summarize(
     stale: list[int],
     started: float,
 ) -> StudySummary:
-    """Count the study's trials by state and find its best. `started`: `time.perf_counter()`
-    when the session began."""
+    """Count the study's trials by state and find its best. `started`: `time.time()` when the
+    session began (wall clock: on a Dask cluster the session opens and ends in other processes,
+    where `perf_counter` values mean nothing to each other)."""
     counts = {state: 0 for state in TrialState}
     for trial in study.get_trials(deepcopy=False):
         counts[trial.state] += 1
@@ -100,7 +101,7 @@ def summarize(
         n_running=counts[TrialState.RUNNING],
         trials_this_session=sorted(session_trials),
         stale_trials_failed=stale,
-        seconds=time.perf_counter() - started,
+        seconds=max(0.0, time.time() - started),
     )
 
 

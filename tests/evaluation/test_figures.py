@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tasks.evaluation import figures
 from tasks.evaluation.clustering import cluster
 from tasks.evaluation.clusters import ClusterAssignment
 from tasks.evaluation.figures import KMEANS_SOURCE, draw_representation, figure_clusters
 from tasks.evaluation.representations import Labels, Representation
 from tasks.training import lanes
+from tasks.training.lanes import run_in_lane
 from tasks.training.representation import write_latents
 from tasks.training.trainer import TrackLatents
 
@@ -58,7 +60,9 @@ def test_a_given_clustering_of_other_tracks_is_refused(latents) -> None:
         figure_clusters(_representation(), latents, 3, given)
 
 
-def test_figures_drawn_in_a_worker_lane_are_those_drawn_here(latents, tmp_path) -> None:
+def test_figures_drawn_in_a_worker_lane_are_those_drawn_here(
+    latents, tmp_path, monkeypatch
+) -> None:
     """The evaluation draws a representation's figures in a free lane (matplotlib holds the GIL,
     so threads of one process draw on one core): a worker process writes the same images, byte
     for byte, as this process."""
@@ -76,10 +80,17 @@ def test_figures_drawn_in_a_worker_lane_are_those_drawn_here(latents, tmp_path) 
     )
     arguments = (representation, labels, 3)
     here = draw_representation(*arguments, tmp_path / "here", ["tsne"], True)
+    drawn_by = []
+
+    def recorded(function, *args, **kwargs):
+        drawn_by.append(function)
+        return run_in_lane(function, *args, **kwargs)
+
+    monkeypatch.setattr(figures, "run_in_lane", recorded)
     with lanes.open_lanes(2), lanes._own_lane:  # this process's lane is taken: a worker draws
-        there = lanes.run_in_lane(
-            draw_representation, *arguments, tmp_path / "there", ["tsne"], True
-        )
+        assert lanes.lanes_open()
+        there = figures.plot_representation.fn(*arguments, tmp_path / "there", ["tsne"], True)
+    assert drawn_by == [draw_representation]  # the task handed its body to a lane
     names = sorted(Path(p).relative_to(tmp_path / "here").as_posix() for p in here)
     assert names == sorted(Path(p).relative_to(tmp_path / "there").as_posix() for p in there)
     assert {"mlp_vae-default/tsne_genre.png", "mlp_vae-default/cluster_genre.png"} <= set(names)

@@ -8,13 +8,14 @@ import time
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import torch
 
 from tasks.training import lanes
 from tasks.training.lanes import default_lanes, lanes_open, open_lanes, run_in_lane
-from tasks.training.trainer import NonFiniteLossError
+from tasks.training.trainer import NonFiniteLossError, train_model
 
 
 def train_with_dropout(seed: int) -> tuple[int, int, list[float]]:
@@ -167,3 +168,29 @@ def test_a_lane_left_alone_takes_the_cores_of_the_idle_lanes() -> None:
     before = torch.get_num_threads()
     lanes.share_idle_cores()
     assert torch.get_num_threads() == before
+
+
+def train_and_report_threads(root: Path) -> int:
+    """A small training through the real trainer; the torch threads it ended with."""
+    from tests.training.test_training import (
+        cpu_config,
+        structured_crops,
+        tiny_model,
+        train_and_validation,
+        write_crop_arrays,
+    )
+
+    x, owner = structured_crops()
+    train, validation = train_and_validation(
+        write_crop_arrays(root, x, owner, int(owner.max()) + 1)
+    )
+    train_model(tiny_model("mlp_vae"), train, validation, cpu_config(epochs=2))
+    return torch.get_num_threads()
+
+
+def test_the_trainer_takes_the_cores_of_idle_lanes(tmp_path: Path) -> None:
+    """The trainer itself asks for idle lanes' cores between its steps: alone in the lanes, a
+    training started with its lane's share ends on every core."""
+    cores = os.cpu_count() or 1
+    with open_lanes(2):
+        assert run_in_lane(train_and_report_threads, tmp_path / "crops") == cores

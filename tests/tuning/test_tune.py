@@ -268,7 +268,11 @@ def test_on_a_dask_cluster_trials_run_side_by_side_in_worker_processes(
     from tasks.tuning.storage import process_tag
 
     config = _config(collection, tmp_path / "optuna.db", study={"trials": 4, "jobs": 2})
+    started = time.time()
     result = tune_flow.with_options(task_runner=task_runner("dask", workers=2))(config)
+    # The session opened and was summarized in worker processes (wall clock, not perf_counter,
+    # whose values only compare within one machine's processes).
+    assert 0 < result.study.seconds < time.time() - started
     study = _study(config, result.study.study_name)
     finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert 4 <= len(finished) <= 5  # a loop may finish the trial it started as the other hit 4
