@@ -1,11 +1,14 @@
 """A real throw-away PostgreSQL server for tests (Debian package `postgresql`): one per test
-session, on a free loopback port, with the databases `mlflow`, `prefect` and `optuna`. Skipped
-only where PostgreSQL is not installed and we are not in CI (CI installs it)."""
+session, on a free loopback port, with the databases `mlflow` and `prefect`; a test that needs a
+database of its own makes one (`Postgres.new_database`), so tests sharing the server do not see
+each other's rows. Skipped only where PostgreSQL is not installed and we are not in CI (CI
+installs it)."""
 
 from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -46,6 +49,18 @@ class Postgres:
 
     def url(self, database: str, driver: str = PSYCOPG2) -> str:
         return f"{driver}://postgres@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self, prefix: str) -> str:
+        """Create an empty database named after `prefix`, unused so far; return its name."""
+        name = f"{prefix}_{secrets.token_hex(4)}"
+        connection = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres")
+        connection.autocommit = True  # CREATE DATABASE cannot run inside a transaction
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"CREATE DATABASE {name}")
+        finally:
+            connection.close()
+        return name
 
     def query(self, database: str, sql: str) -> list[tuple]:
         with (
@@ -113,7 +128,6 @@ def postgres() -> Iterator[Postgres]:
         with connection.cursor() as cursor:
             cursor.execute("CREATE DATABASE mlflow")
             cursor.execute("CREATE DATABASE prefect")
-            cursor.execute("CREATE DATABASE optuna")
         connection.close()
         yield Postgres(port)
     except subprocess.CalledProcessError as error:

@@ -30,7 +30,7 @@ def test_two_tune_processes_share_one_postgres_study(
     model and the data fingerprint), both sessions are recorded on it, and together they leave
     it with the finished trials asked for, every trial number once, none failed."""
     data = generate_demo_dataset(tmp_path / "data", tracks=16, seed=0, duration_s=4.0).root
-    storage = postgres.url("optuna")
+    storage = postgres.url(postgres.new_database("shared_study"))
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
     processes = []
     for name in ("a", "b"):
