@@ -64,11 +64,17 @@ TRAIN_TASK_PREFIX = "train "
 
 @dataclass
 class Sample:
-    """One sample of the process tree: unix time, summed RSS (bytes), summed CPU seconds."""
+    """One sample of the process tree: unix time, summed RSS and PSS (bytes), summed CPU seconds.
+
+    RSS counts a page shared by several processes (torch's libraries, mapped by the command and
+    its lane workers) once per process; PSS splits it among them, so the summed PSS is what the
+    tree holds.
+    """
 
     t: float
     rss: int
     cpu: float
+    pss: int = 0
 
 
 @dataclass
@@ -104,32 +110,37 @@ class TreeSampler:
                 processes = [root, *root.children(recursive=True)]
             except psutil.NoSuchProcess:
                 break
-            rss = 0
+            rss = pss = 0
             for process in processes:
                 try:
                     with process.oneshot():
                         times = process.cpu_times()
-                        rss += process.memory_info().rss
+                        memory = process.memory_full_info()  # reads smaps_rollup: PSS
+                    rss += memory.rss
+                    pss += memory.pss
                     self._cpu_by_pid[process.pid] = times.user + times.system
                 except psutil.Error:
                     continue
-            self.samples.append(Sample(time.time(), rss, sum(self._cpu_by_pid.values())))
+            cpu = sum(self._cpu_by_pid.values())
+            self.samples.append(Sample(time.time(), rss, cpu, pss))
             self._stop.wait(self.interval)
 
 
 def window(samples: list[Sample], start: float, end: float) -> dict[str, float | None]:
-    """CPU seconds and peak RSS (MB) of the tree between unix times `start` and `end`.
+    """CPU seconds, peak summed RSS and peak summed PSS (MB) of the tree between unix times
+    `start` and `end`.
 
     CPU is the difference of the cumulative readings nearest to the two ends (linear
-    interpolation between samples); peak is the largest RSS sampled in the window (None when the
-    window holds no sample).
+    interpolation between samples); a peak is the largest value sampled in the window (None when
+    the window holds no sample).
     """
     if not samples:
-        return {"cpu_s": None, "peak_mb": None}
-    inside = [s.rss for s in samples if start <= s.t <= end]
+        return {"cpu_s": None, "peak_mb": None, "peak_pss_mb": None}
+    inside = [s for s in samples if start <= s.t <= end]
     return {
         "cpu_s": max(_cpu_at(samples, end) - _cpu_at(samples, start), 0.0),
-        "peak_mb": max(inside) / 2**20 if inside else None,
+        "peak_mb": max(s.rss for s in inside) / 2**20 if inside else None,
+        "peak_pss_mb": max(s.pss for s in inside) / 2**20 if inside else None,
     }
 
 
@@ -405,7 +416,8 @@ def report(runs: list[dict[str, Any]], rerun: dict[str, Any] | None) -> None:
         total = run["total"]
         print_table(
             f"{run['tracks']} tracks, profile {run['profile']}: {total['wall_s']:.0f} s wall, "
-            f"{total['cpu_s']} CPU s, peak {total['peak_mb']} MB (process tree); load average "
+            f"{total['cpu_s']} CPU s, peak {total['peak_mb']} MB summed RSS, "
+            f"{total.get('peak_pss_mb')} MB summed PSS (process tree); load average "
             f"{run['load_average'][0]:.1f} at the end",
             pl.DataFrame(run["stages"]),
         )

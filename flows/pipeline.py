@@ -28,7 +28,7 @@ from tasks.demo.writer import DemoSettings
 from tasks.evaluation.plots import MapMethod
 from tasks.evaluation.representations import read_labels
 from tasks.evaluation.tracking import log_pipeline_outcome
-from tasks.training.comparison import Profile, model_specs, pretrained_config
+from tasks.training.comparison import Profile, model_specs, pretrained_config, profile_maps
 from tasks.training.lanes import default_lanes, open_lanes
 from tasks.training.representation import ModelSpec, train_representation
 from tasks.training.trainer import NonFiniteLossError
@@ -52,7 +52,11 @@ class PipelineConfig(BaseModel):
     n_clusters: int | None = EvaluateConfig.model_fields["n_clusters"]
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     sources: SourceSettings = Field(default_factory=SourceSettings)
-    maps: list[MapMethod] = EvaluateConfig.model_fields["maps"]
+    maps: list[MapMethod] | None = Field(
+        None,
+        description="2-D maps drawn per representation; empty: the profile's (quick: UMAP, "
+        "full: UMAP and t-SNE).",
+    )
     max_epochs: int | None = Field(
         None, ge=1, description="Cap on every model's epochs (smoke tests, quick looks)."
     )
@@ -125,7 +129,7 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
                     workdir=workdir,
                     seeds=config.evaluation_seeds,
                     n_clusters=config.n_clusters,
-                    maps=config.maps,
+                    maps=config.maps if config.maps is not None else profile_maps(config.profile),
                     parent_run_id=run_id,
                 )
             )

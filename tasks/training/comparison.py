@@ -9,6 +9,7 @@ from typing import Literal
 from models.multimodal_vae import FUSIONS
 from models.zoo import model_class
 from tasks.audio.pretrained import PretrainedConfig
+from tasks.evaluation.plots import MAP_METHODS, MapMethod
 from tasks.training.representation import ModelSpec
 from tasks.training.trainer import TrainConfig
 
@@ -19,6 +20,12 @@ BETAS = (0.5, 1.0, 2.0, 4.0)
 QUICK_MAX_PATCHES = (
     3  # 0.125 CPU-s per clip here; NMI as 4 patches within the spread (bench/musicnn.py)
 )
+# Crops an epoch of the quick profile sees at most. Its epochs were chosen on the 120-track demo
+# (about 1,000 training crops); past this cap every track gives an equal share, drawn anew each
+# epoch, so a model's training costs the same from a few hundred tracks on. At 1,000 demo tracks
+# (3 of 10 crops per track and epoch) the MLP-family loops took a quarter of the time with NMI
+# within a seed's spread (bench/README.md); the full profile sees every crop.
+QUICK_MAX_CROPS_PER_EPOCH = 2560
 # The fusion of the multimodal rows on pretrained inputs: the best on descriptors (late fusion
 # led the demo comparison, audio+lyrics and its audio-only control alike).
 PRETRAINED_FUSION = "late"
@@ -27,6 +34,13 @@ PRETRAINED_FUSION = "late"
 def pretrained_config(profile: Profile) -> PretrainedConfig:
     """The pretrained network's settings of a profile: a cap on patches per track in `quick`."""
     return PretrainedConfig(max_patches=QUICK_MAX_PATCHES if profile == "quick" else None)
+
+
+def profile_maps(profile: Profile) -> list[MapMethod]:
+    """The 2-D maps the evaluation draws per representation: UMAP alone in `quick` (t-SNE of
+    1,000 tracks took 1.7 s per representation, a fifth of the figures' time), every method in
+    `full`."""
+    return ["umap"] if profile == "quick" else list(MAP_METHODS)
 
 
 def pretrained_specs(train: TrainConfig, n_clusters: int | None) -> list[ModelSpec]:
@@ -75,8 +89,14 @@ def model_specs(
     """
     quick = profile == "quick"
     seeds = (0,) if quick else (0, 1, 2)
-    mlp = dict(epochs=60 if quick else 200, patience=10 if quick else 20)
-    conv = dict(epochs=8 if quick else 60, patience=4 if quick else 12, batch_size=32)
+    cap = QUICK_MAX_CROPS_PER_EPOCH if quick else None
+    mlp = dict(epochs=60 if quick else 200, patience=10 if quick else 20, max_crops_per_epoch=cap)
+    conv = dict(
+        epochs=8 if quick else 60,
+        patience=4 if quick else 12,
+        batch_size=32,
+        max_crops_per_epoch=cap,
+    )
     conv_overrides = {"channels": [16, 32, 64, 128]} if quick else {}
     if max_epochs is not None:
         mlp["epochs"] = min(mlp["epochs"], max_epochs)

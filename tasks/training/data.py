@@ -236,7 +236,9 @@ class CropBatches:
     """Mini-batches of crops as model batch dicts, read from the memory map.
 
     Rows are the crops of `tracks` (indices into the track list); shuffled with the epoch's seed
-    when `shuffle` is set.
+    when `shuffle` is set. `crops_per_track` and `max_crops_per_epoch` draw a fresh subset of
+    each track's crops every epoch (shuffled batches only: see `TrainConfig`); `spread` keeps a
+    fixed subset instead: that many crops of each track, evenly spread over it.
     """
 
     def __init__(
@@ -250,11 +252,24 @@ class CropBatches:
         device: torch.device,
         seed: int = 0,
         crops_per_track: int | None = None,
+        max_crops_per_epoch: int | None = None,
+        spread: int | None = None,
     ) -> None:
         self.x = arrays.x
         self.track_index = arrays.track_index
-        self.rows = np.flatnonzero(np.isin(self.track_index, tracks))
-        self.crops_per_track = crops_per_track if shuffle else None
+        rows = np.flatnonzero(np.isin(self.track_index, tracks))
+        self.rows = rows if spread is None else _evenly_spread(rows, self.track_index, spread)
+        self.crops_per_track = (
+            _crops_per_track_within(
+                np.bincount(self.track_index[self.rows]), crops_per_track, max_crops_per_epoch
+            )
+            if shuffle
+            else None
+        )
+        # The share of each track's crops that `max_crops_per_epoch` imposed (None: it did not).
+        self.capped_share = (
+            self.crops_per_track if self.crops_per_track != crops_per_track else None
+        )
         self.side = side
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -303,6 +318,37 @@ class CropBatches:
             batch["lyrics"] = torch.from_numpy(self.side.lyrics[tracks]).to(self.device)
             batch["lyrics_mask"] = torch.from_numpy(self.side.lyrics_mask[tracks]).to(self.device)
         return batch
+
+
+def _crops_per_track_within(
+    counts: np.ndarray, crops_per_track: int | None, max_crops_per_epoch: int | None
+) -> int | None:
+    """Crops per track and epoch that keep an epoch within `max_crops_per_epoch` (`counts`: crops
+    of each track, zeros for tracks not in the set): `crops_per_track` (None: every crop) while the
+    epoch fits, else an equal share of the cap for every track, at least one."""
+    seen = counts.sum() if crops_per_track is None else np.minimum(counts, crops_per_track).sum()
+    if max_crops_per_epoch is None or seen <= max_crops_per_epoch:
+        return crops_per_track
+    share = max(1, max_crops_per_epoch // max(1, int(np.count_nonzero(counts))))
+    return share if crops_per_track is None else min(share, crops_per_track)
+
+
+def _evenly_spread(rows: np.ndarray, track_index: np.ndarray, most: int) -> np.ndarray:
+    """At most `most` of each track's `rows` (sorted: a track's crops are consecutive), at the
+    centres of `most` equal parts of the track."""
+    tracks = track_index[rows]
+    starts = np.flatnonzero(np.r_[True, tracks[1:] != tracks[:-1]])
+    counts = np.diff(np.r_[starts, len(rows)])
+    kept = [
+        start
+        + (
+            np.arange(count)
+            if count <= most
+            else np.arange(most) * count // most + count // (2 * most)
+        )
+        for start, count in zip(starts, counts, strict=True)
+    ]
+    return rows[np.concatenate(kept)] if kept else rows
 
 
 def _first_per_track(rows: np.ndarray, track_index: np.ndarray, most: int) -> np.ndarray:

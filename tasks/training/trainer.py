@@ -61,6 +61,12 @@ class TrainConfig(BaseModel):
         description="Crops of each training track seen per epoch, drawn anew every epoch "
         "(an epoch then costs this share of the crops); empty: every crop.",
     )
+    max_crops_per_epoch: int | None = Field(
+        None,
+        ge=1,
+        description="Cap on the crops an epoch sees: past it, every training track gives the "
+        "same number of crops (at least one), drawn anew every epoch; empty: no cap.",
+    )
     seed: int = Field(0, description="Seed of weights, split and batch order.")
     device: str = Field("auto", description="'auto' (GPU when present), 'cpu' or 'cuda'.")
     mixed_precision: bool = Field(True, description="Automatic mixed precision (GPU only).")
@@ -241,13 +247,17 @@ def _train_one_epoch(
 ) -> tuple[dict[str, float], int]:
     """One pass over `train`; returns (sum over crops of each loss term x batch size, crops seen).
 
+    The batches' loss terms stay on the device until the epoch ends: one transfer per term and
+    epoch instead of a host round-trip per term and step (each stalls a GPU's queue). A
+    non-finite loss is found then, with its batch.
+
     Raises:
         NonFiniteLossError: a batch loss is NaN or infinite.
     """
     model.train()
-    sums: dict[str, float] = {}
-    seen = 0
-    for index, batch in enumerate(train):
+    terms: dict[str, list[torch.Tensor]] = {}
+    sizes: list[int] = []
+    for batch in train:
         share_idle_cores()  # in a training lane: the cores of lanes that have gone idle
         with torch.autocast(train.device.type, enabled=step.use_amp):
             outputs = model(batch)
@@ -256,24 +266,29 @@ def _train_one_epoch(
                 if step.phase == "pretrain"
                 else model.loss_function(batch, outputs, kl_weight=kl_weight)
             )
-        loss = losses["loss"]
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"{model.name}: the training loss became {loss.item()} at epoch {epoch + 1}, "
-                f"batch {index + 1} ({step.phase}). Try a lower learning rate (now "
-                f"{step.config.learning_rate:g}), a smaller beta, or check the input features."
-            )
         step.optimizer.zero_grad(set_to_none=True)
-        step.scaler.scale(loss).backward()
+        step.scaler.scale(losses["loss"]).backward()
         step.scaler.unscale_(step.optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), step.config.gradient_clip_norm)
         step.scaler.step(step.optimizer)
         step.scaler.update()
-        size = batch["x"].shape[0]
-        seen += size
+        sizes.append(batch["x"].shape[0])
         for name, value in losses.items():
-            sums[name] = sums.get(name, 0.0) + float(value.detach()) * size
-    return sums, seen
+            terms.setdefault(name, []).append(value.detach().float())
+    if not sizes:
+        return {}, 0
+    per_batch = {name: torch.stack(values).double().cpu() for name, values in terms.items()}
+    finite = torch.isfinite(per_batch["loss"])
+    if not bool(finite.all()):
+        index = int((~finite).nonzero()[0])
+        raise NonFiniteLossError(
+            f"{model.name}: the training loss became {per_batch['loss'][index].item()} at epoch "
+            f"{epoch + 1}, batch {index + 1} ({step.phase}). Try a lower learning rate (now "
+            f"{step.config.learning_rate:g}), a smaller beta, or check the input features."
+        )
+    weights = torch.tensor(sizes, dtype=torch.float64)
+    sums = {name: float((values * weights).sum()) for name, values in per_batch.items()}
+    return sums, sum(sizes)
 
 
 def _validation_losses(

@@ -137,7 +137,8 @@ def test_nan_in_the_input_features_stops_training_naming_model_and_epoch(tmp_pat
     x[owner == 3] = np.nan
     arrays = write_crop_arrays(tmp_path / "crops", x, owner, N_TRACKS)
     train, validation = train_and_validation(arrays)
-    # when the trainer meets it, then it stops at once with the model and the epoch named
+    # when the trainer meets it, then it stops at the end of that epoch, naming model, epoch and
+    # batch
     with pytest.raises(NonFiniteLossError, match=r"^mlp_vae: .*nan at epoch 1, batch \d+"):
         train_model(tiny_model("mlp_vae"), train, validation, cpu_config(epochs=3))
 
@@ -272,6 +273,70 @@ def test_crops_per_track_draws_a_fresh_subset_of_every_track_each_epoch(
     # validation always sees every crop
     validation = batches_of(crop_arrays, VALIDATION_TRACKS, shuffle=False)
     assert validation.examples_per_epoch == CROPS_PER_TRACK * len(VALIDATION_TRACKS)
+
+
+@pytest.mark.parametrize(
+    ("cap", "crops_per_track", "per_track"),
+    [
+        (None, None, CROPS_PER_TRACK),  # no cap: every crop
+        (CROPS_PER_TRACK * 10, None, CROPS_PER_TRACK),  # the epoch fits: every crop
+        (25, None, 2),  # 10 tracks share 25 crops: 2 each
+        (5, None, 1),  # never fewer than one crop per track
+        (25, 1, 1),  # a smaller crops_per_track stands
+        (35, 5, 3),  # the cap lowers a larger one
+    ],
+)
+def test_max_crops_per_epoch_gives_every_track_an_equal_share(
+    crop_arrays: CropArrays, cap: int | None, crops_per_track: int | None, per_track: int
+) -> None:
+    batches = CropBatches(
+        crop_arrays,
+        TRAIN_TRACKS,
+        TrackSideInformation(),
+        batch_size=7,
+        shuffle=True,
+        device=CPU,
+        crops_per_track=crops_per_track,
+        max_crops_per_epoch=cap,
+    )
+    assert batches.examples_per_epoch == per_track * len(TRAIN_TRACKS)
+    rows = np.concatenate([_rows_of(batch, crop_arrays) for batch in batches])
+    counts = np.bincount(crop_arrays.track_index[rows], minlength=N_TRACKS)
+    assert counts[TRAIN_TRACKS].tolist() == [per_track] * len(TRAIN_TRACKS)
+    # Validation and encoding see every crop whatever the cap.
+    validation = CropBatches(
+        crop_arrays,
+        VALIDATION_TRACKS,
+        TrackSideInformation(),
+        batch_size=7,
+        shuffle=False,
+        device=CPU,
+        max_crops_per_epoch=1,
+    )
+    assert validation.examples_per_epoch == CROPS_PER_TRACK * len(VALIDATION_TRACKS)
+    # the share the cap imposed, None when the epoch fits
+    fits = per_track == (crops_per_track or CROPS_PER_TRACK)
+    assert batches.capped_share == (None if fits else per_track)
+
+
+def test_spread_keeps_the_same_evenly_spread_crops_of_every_track(
+    crop_arrays: CropArrays,
+) -> None:
+    validation = CropBatches(
+        crop_arrays,
+        VALIDATION_TRACKS,
+        TrackSideInformation(),
+        batch_size=4,
+        shuffle=False,
+        device=CPU,
+        spread=3,
+    )
+    first, second = (np.concatenate([_rows_of(b, crop_arrays) for b in validation]) for _ in "ab")
+    assert first.tolist() == second.tolist()  # a fixed subset: epochs stay comparable
+    # 8 crops per track: the centres of 3 equal parts are crops 1, 3 and 6 of each track
+    assert first.tolist() == [
+        track * CROPS_PER_TRACK + crop for track in VALIDATION_TRACKS for crop in (1, 3, 6)
+    ]
 
 
 def _rows_of(batch: dict[str, torch.Tensor], arrays: CropArrays) -> np.ndarray:
