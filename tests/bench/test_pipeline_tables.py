@@ -8,9 +8,15 @@ from bench.pipeline import Interval, Sample, model_rows, per_track_fit, stage_ro
 
 
 def _samples() -> list[Sample]:
-    # 1 CPU second per wall second; RSS peaks at t = 12
+    # 1 CPU second per wall second; RSS peaks at t = 12, PSS (half of it here) too
     return [
-        Sample(t=float(t), rss=(300 if t == 12 else 100) * 2**20, cpu=float(t)) for t in range(21)
+        Sample(
+            t=float(t),
+            rss=(300 if t == 12 else 100) * 2**20,
+            cpu=float(t),
+            pss=(150 if t == 12 else 50) * 2**20,
+        )
+        for t in range(21)
     ]
 
 
@@ -18,7 +24,8 @@ def test_window_interpolates_cpu_and_takes_the_peak_inside() -> None:
     figures = window(_samples(), 10.5, 14.0)
     assert figures["cpu_s"] == pytest.approx(3.5)
     assert figures["peak_mb"] == pytest.approx(300)
-    assert window([], 0, 1) == {"cpu_s": None, "peak_mb": None}
+    assert figures["peak_pss_mb"] == pytest.approx(150)
+    assert window([], 0, 1) == {"cpu_s": None, "peak_mb": None, "peak_pss_mb": None}
 
 
 def test_stages_split_the_run_and_count_time_outside_tasks() -> None:
@@ -54,6 +61,7 @@ def test_model_rows_separate_the_training_loop_from_the_rest() -> None:
         "outside_s": 0.5,
         "cpu_s": 2.0,
         "peak_mb": 100.0,
+        "peak_pss_mb": 50.0,
     }
 
 
@@ -84,4 +92,5 @@ def test_tree_sampler_sees_a_child_process_use_cpu_and_memory() -> None:
     parent.wait()
     sampler.stop()
     assert max(s.rss for s in sampler.samples) > 50 * 2**20  # the grandchild's buffer
+    assert max(s.pss for s in sampler.samples) > 50 * 2**20  # its own pages: all in its PSS
     assert sampler.samples[-1].cpu > 0.3
