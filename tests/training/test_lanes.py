@@ -194,3 +194,44 @@ def test_the_trainer_takes_the_cores_of_idle_lanes(tmp_path: Path) -> None:
     cores = os.cpu_count() or 1
     with open_lanes(2):
         assert run_in_lane(train_and_report_threads, tmp_path / "crops") == cores
+
+
+_HEAP_GROWTH = """
+import psutil
+from tasks.training import lanes
+
+def fragment_the_heap():
+    # ~200 MB in 100 kB blocks (heap memory: under glibc's mmap threshold); every 20th is kept,
+    # so the freed ones sit between live blocks, where the heap cannot shrink by itself
+    blocks = [b"1" * 100_000 for _ in range(2000)]
+    return blocks[::20]
+
+process = psutil.Process()
+before = process.memory_info().rss
+kept = {call}
+print(process.memory_info().rss - before, len(kept))
+"""
+
+
+def _heap_growth(call: str) -> int:
+    """RSS growth of a fresh interpreter over `call` of `fragment_the_heap` (kept: 10 MB)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _HEAP_GROWTH.format(call=call)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    growth, kept = done.stdout.split()
+    assert kept == "100"
+    return int(growth)
+
+
+def test_a_lane_job_gives_the_heap_it_freed_back_to_the_system() -> None:
+    plain = _heap_growth("fragment_the_heap()")
+    if plain < 100 * 2**20:
+        pytest.skip("this allocator gives freed memory back by itself")
+    assert _heap_growth("lanes._with_lane_threads(fragment_the_heap, (), {})") < 50 * 2**20
