@@ -98,8 +98,16 @@ def crop_arrays(tmp_path: Path) -> CropArrays:
 
 
 def batches_of(
-    arrays: CropArrays, tracks: np.ndarray, *, shuffle: bool, batch_size: int = 16, seed: int = 0
+    arrays: CropArrays,
+    tracks: np.ndarray,
+    *,
+    shuffle: bool,
+    batch_size: int = 16,
+    seed: int = 0,
+    **sampling: int | None,
 ) -> CropBatches:
+    """Batches of `tracks`; `sampling`: CropBatches' crops_per_track, max_crops_per_epoch,
+    spread."""
     return CropBatches(
         arrays,
         tracks,
@@ -108,6 +116,7 @@ def batches_of(
         shuffle=shuffle,
         device=CPU,
         seed=seed,
+        **sampling,
     )
 
 
@@ -251,15 +260,7 @@ def test_rising_validation_loss_stops_early_and_restores_the_best_epoch(
 def test_crops_per_track_draws_a_fresh_subset_of_every_track_each_epoch(
     crop_arrays: CropArrays,
 ) -> None:
-    batches = CropBatches(
-        crop_arrays,
-        TRAIN_TRACKS,
-        TrackSideInformation(),
-        batch_size=7,
-        shuffle=True,
-        device=CPU,
-        crops_per_track=3,
-    )
+    batches = batches_of(crop_arrays, TRAIN_TRACKS, shuffle=True, batch_size=7, crops_per_track=3)
     assert batches.examples_per_epoch == 3 * len(TRAIN_TRACKS)
     assert len(batches) == int(np.ceil(3 * len(TRAIN_TRACKS) / 7))
     owner = crop_arrays.track_index
@@ -289,13 +290,11 @@ def test_crops_per_track_draws_a_fresh_subset_of_every_track_each_epoch(
 def test_max_crops_per_epoch_gives_every_track_an_equal_share(
     crop_arrays: CropArrays, cap: int | None, crops_per_track: int | None, per_track: int
 ) -> None:
-    batches = CropBatches(
+    batches = batches_of(
         crop_arrays,
         TRAIN_TRACKS,
-        TrackSideInformation(),
-        batch_size=7,
         shuffle=True,
-        device=CPU,
+        batch_size=7,
         crops_per_track=crops_per_track,
         max_crops_per_epoch=cap,
     )
@@ -304,15 +303,7 @@ def test_max_crops_per_epoch_gives_every_track_an_equal_share(
     counts = np.bincount(crop_arrays.track_index[rows], minlength=N_TRACKS)
     assert counts[TRAIN_TRACKS].tolist() == [per_track] * len(TRAIN_TRACKS)
     # Validation and encoding see every crop whatever the cap.
-    validation = CropBatches(
-        crop_arrays,
-        VALIDATION_TRACKS,
-        TrackSideInformation(),
-        batch_size=7,
-        shuffle=False,
-        device=CPU,
-        max_crops_per_epoch=1,
-    )
+    validation = batches_of(crop_arrays, VALIDATION_TRACKS, shuffle=False, max_crops_per_epoch=1)
     assert validation.examples_per_epoch == CROPS_PER_TRACK * len(VALIDATION_TRACKS)
     # the share the cap imposed, None when the epoch fits
     fits = per_track == (crops_per_track or CROPS_PER_TRACK)
@@ -322,15 +313,7 @@ def test_max_crops_per_epoch_gives_every_track_an_equal_share(
 def test_spread_keeps_the_same_evenly_spread_crops_of_every_track(
     crop_arrays: CropArrays,
 ) -> None:
-    validation = CropBatches(
-        crop_arrays,
-        VALIDATION_TRACKS,
-        TrackSideInformation(),
-        batch_size=4,
-        shuffle=False,
-        device=CPU,
-        spread=3,
-    )
+    validation = batches_of(crop_arrays, VALIDATION_TRACKS, shuffle=False, batch_size=4, spread=3)
     first, second = (np.concatenate([_rows_of(b, crop_arrays) for b in validation]) for _ in "ab")
     assert first.tolist() == second.tolist()  # a fixed subset: epochs stay comparable
     # 8 crops per track: the centres of 3 equal parts are crops 1, 3 and 6 of each track
