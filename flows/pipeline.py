@@ -129,7 +129,7 @@ def pipeline_flow(config: PipelineConfig) -> EvaluateResult:
                     workdir=workdir,
                     seeds=config.evaluation_seeds,
                     n_clusters=config.n_clusters,
-                    maps=config.maps if config.maps is not None else profile_maps(config.profile),
+                    maps=profile_maps(config.profile, config.maps),
                     parent_run_id=run_id,
                 )
             )

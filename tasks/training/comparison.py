@@ -36,10 +36,12 @@ def pretrained_config(profile: Profile) -> PretrainedConfig:
     return PretrainedConfig(max_patches=QUICK_MAX_PATCHES if profile == "quick" else None)
 
 
-def profile_maps(profile: Profile) -> list[MapMethod]:
-    """The 2-D maps the evaluation draws per representation: UMAP alone in `quick` (t-SNE of
-    1,000 tracks took 1.7 s per representation, a fifth of the figures' time), every method in
-    `full`."""
+def profile_maps(profile: Profile, chosen: list[MapMethod] | None = None) -> list[MapMethod]:
+    """The 2-D maps the evaluation draws per representation: those `chosen`, else the profile's:
+    UMAP alone in `quick` (t-SNE of 1,000 tracks took 1.7 s per representation, a fifth of the
+    figures' time), every method in `full`."""
+    if chosen is not None:
+        return list(chosen)
     return ["umap"] if profile == "quick" else list(MAP_METHODS)
 
 

@@ -16,23 +16,34 @@ from tasks.audio.ingest import TRACK_SCHEMA
 from tasks.audio.pretrained import PretrainedConfig, PretrainedFeatures
 from tasks.audio.pretrained_store import PretrainedRecord
 from tasks.core.workspace import Workspace
-from tasks.training.comparison import QUICK_MAX_PATCHES, model_specs, pretrained_config
+from tasks.training.comparison import (
+    QUICK_MAX_CROPS_PER_EPOCH,
+    QUICK_MAX_PATCHES,
+    model_specs,
+    pretrained_config,
+    profile_maps,
+)
 from tasks.training.data import gather_crops
 from tasks.training.model_card import ModelCard
-from tasks.training.representation import ModelSpec, read_latents, train_representation
+from tasks.training.representation import (
+    ModelSpec,
+    prepare_training,
+    read_latents,
+    train_representation,
+)
 from tasks.training.trainer import TrainConfig
 
 N_TRACKS = 8
 PRETRAINED_KEY = "k" * 12
 
 
-def write_pretrained_collection(root: Path) -> Workspace:
-    """8 ok tracks in two groups, 2 to 5 patches each, in a pretrained store of key
+def write_pretrained_collection(root: Path, n_tracks: int = N_TRACKS) -> Workspace:
+    """`n_tracks` ok tracks in two groups, 2 to 5 patches each, in a pretrained store of key
     `PRETRAINED_KEY` named by the work dir's record (what the ingest leaves)."""
     workspace = Workspace.open(root)
     rng = np.random.default_rng(0)
     rows = []
-    for i in range(N_TRACKS):
+    for i in range(n_tracks):
         sha = f"{i:064x}"
         centre = np.full(200, 2.0 if i % 2 else -2.0)
         patches = centre + rng.normal(size=(2 + i % 4, 200))
@@ -167,3 +178,43 @@ def test_a_card_written_before_pretrained_inputs_reads_as_descriptors(tmp_path: 
     card = ModelCard.read(tmp_path)
     assert card.inputs == "descriptors"
     assert card.pretrained_key is None
+
+
+@pytest.mark.parametrize("cap", [None, 12])
+def test_the_epoch_cap_reaches_training_and_validation_but_not_encoding(
+    tmp_path: Path, cap: int | None
+) -> None:
+    # 12 tracks of 2 - 5 patches: 9 train, 3 validation tracks
+    workspace = write_pretrained_collection(tmp_path, n_tracks=12)
+    spec = musicnn_spec()
+    spec = spec.model_copy(
+        update={
+            "train": spec.train.model_copy(
+                update={"max_crops_per_epoch": cap, "validation_fraction": 0.25}
+            )
+        }
+    )
+    ready = prepare_training(spec, workspace, "fk")
+    patches = np.bincount(ready.arrays.track_index)
+    train, validation, every = (ready.batches[name] for name in ("train", "val", "all"))
+    assert (len(ready.train_tracks), len(ready.val_tracks)) == (9, 3)
+    if cap is None:
+        assert train.examples_per_epoch == patches[ready.train_tracks].sum()
+        assert len(validation.rows) == patches[ready.val_tracks].sum()
+    else:  # 12 // 9 tracks: one patch of each per epoch; validation: one of each, fixed
+        assert train.examples_per_epoch == 9
+        assert np.bincount(ready.arrays.track_index[validation.rows], minlength=12)[
+            ready.val_tracks
+        ].tolist() == [1, 1, 1]
+    assert len(every.rows) == patches.sum()  # encoding reads every patch
+
+
+def test_the_quick_profile_caps_every_models_epochs_and_draws_umap_maps_only() -> None:
+    assert {s.train.max_crops_per_epoch for s in model_specs("quick")} == {
+        QUICK_MAX_CROPS_PER_EPOCH
+    }
+    assert {s.train.max_crops_per_epoch for s in model_specs("full")} == {None}
+    assert profile_maps("quick") == ["umap"]
+    assert profile_maps("full") == ["umap", "tsne"]
+    assert profile_maps("quick", ["tsne"]) == ["tsne"]  # what the user chose stands
+    assert profile_maps("full", []) == []
